@@ -1,0 +1,5 @@
+"""`python -m docpress` runs the command line."""
+
+from docpress.cli import app
+
+app()

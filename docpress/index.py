@@ -1,0 +1,185 @@
+"""The public facade: create or open an index, add PDFs, search, list and remove documents."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Iterable
+
+from docpress.encoders import Encoder, load_encoder
+from docpress.errors import DocpressError, IndexMismatchError, IndexNotFoundError
+from docpress.ingest import IngestReport, ProgressFn, Skipped, ingest
+from docpress.text import OcrMode
+from indexer.catalog import Catalog, DocumentRow
+from indexer.manifest import MANIFEST, Manifest
+from indexer.store import VectorStore
+
+DEFAULT_INDEX = ".docpress"
+INDEX_ENV = "DOCPRESS_INDEX"
+
+
+def default_index_path() -> Path:
+    return Path(os.environ.get(INDEX_ENV, DEFAULT_INDEX))
+
+
+def _normalize_store(store: str, directory: Path) -> str:
+    """Pin a relative on-disk Qdrant path to the index folder, so the index can be opened anywhere."""
+    prefix = "qdrant+path:"
+    if store.startswith(prefix) and not store[len(prefix):].startswith("/"):
+        return prefix + str((directory / store[len(prefix):]).resolve())
+    return store
+
+
+def _open_store(manifest: Manifest, directory: Path) -> VectorStore:
+    if manifest.store == "local":
+        from indexer.local import LocalStore
+
+        return LocalStore(directory / "vectors", manifest.dim)
+    from indexer.qdrant import QdrantStore
+
+    return QdrantStore(manifest.store, manifest.dim)
+
+
+class Index:
+    """A docpress index folder: manifest, catalog, vectors (or a Qdrant collection).
+
+    >>> index = Index.create("my-index")          # doctest: +SKIP
+    >>> index.add(["reports/"])                   # doctest: +SKIP
+    >>> for hit in index.search("net revenue 2022", k=5):   # doctest: +SKIP
+    ...     print(hit.path, hit.page, hit.score)
+    """
+
+    def __init__(self, directory: Path, manifest: Manifest, encoder: Encoder | None = None):
+        self.directory = Path(directory)
+        self.manifest = manifest
+        self.catalog = Catalog(self.directory / "catalog.sqlite")
+        self.store = _open_store(manifest, self.directory)
+        self._encoder = encoder
+        self._searcher = None
+
+    # -- lifecycle ----------------------------------------------------------------------
+    @classmethod
+    def create(cls, directory: str | Path | None = None, encoder: str | Encoder = "text",
+               store: str | None = None, exist_ok: bool = True, **encoder_options) -> "Index":
+        """Create an index folder (or open it when it exists and matches the encoder).
+
+        store: "local" (the embedded default) or a Qdrant location; None keeps an existing
+        index's store and means "local" for a new one.
+        """
+        directory = Path(directory or default_index_path())
+        enc = encoder if isinstance(encoder, Encoder) else load_encoder(encoder, **encoder_options)
+        if (directory / MANIFEST).exists():
+            if not exist_ok:
+                raise DocpressError(f"an index already exists at {directory}")
+            return cls.open(directory, encoder=enc, store=store)
+        directory.mkdir(parents=True, exist_ok=True)
+        store = _normalize_store(store or "local", directory)
+        manifest = Manifest(encoder_id=enc.id, encoder_config=enc.config(),
+                            encoder_hash=enc.config_hash(), dim=enc.dim, store=store)
+        index = cls(directory, manifest, enc)
+        manifest.save(directory)  # last: a folder without a manifest is no index yet
+        return index
+
+    @classmethod
+    def open(cls, directory: str | Path | None = None, encoder: str | Encoder | None = None,
+             store: str | None = None) -> "Index":
+        """Open an existing index; refuses one built with another encoder or format."""
+        directory = Path(directory or default_index_path())
+        if not (directory / MANIFEST).exists():
+            raise IndexNotFoundError(f"no docpress index at {directory}; create one with "
+                                     "`docpress ingest PDFS --index DIR`")
+        manifest = Manifest.load(directory)
+        if store is not None and _normalize_store(store, directory) != manifest.store:
+            raise IndexMismatchError(f"index at {directory} uses store {manifest.store!r}, "
+                                     f"not {store!r}")
+        enc = None
+        if encoder is not None:
+            enc = encoder if isinstance(encoder, Encoder) else _encoder_for(manifest, encoder)
+            manifest.check_encoder(enc.id, enc.config_hash(), directory)
+        return cls(directory, manifest, enc)
+
+    def close(self) -> None:
+        self.catalog.close()
+        self.store.close()
+
+    def __enter__(self) -> "Index":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def encoder(self) -> Encoder:
+        """The index's encoder, loaded on first use (listing and removing need no model)."""
+        if self._encoder is None:
+            enc = _encoder_for(self.manifest, self.manifest.encoder_id)
+            self.manifest.check_encoder(enc.id, enc.config_hash(), self.directory)
+            self._encoder = enc
+        return self._encoder
+
+    # -- writing ------------------------------------------------------------------------
+    def add(self, paths: Iterable[str | Path] | str | Path, metadata: dict | None = None,
+            ocr: OcrMode | str = OcrMode.auto, progress: ProgressFn | None = None,
+            on_skip: Callable[[Skipped], None] | None = None) -> IngestReport:
+        """Index PDFs and folders of PDFs; unchanged files are skipped, changed ones replaced."""
+        if isinstance(paths, (str, Path)):
+            paths = [paths]
+        return ingest(paths, self.catalog, self.store, self.encoder, OcrMode(ocr), metadata,
+                      progress, on_skip)
+
+    def remove(self, pattern: str) -> list[str]:
+        """Delete documents whose path (or file name) matches a path or glob; return their paths."""
+        import fnmatch
+
+        full = str(Path(pattern).resolve()) if not any(c in pattern for c in "*?[") else pattern
+        gone = []
+        for doc in self.catalog.documents():
+            if doc.path == full or fnmatch.fnmatch(doc.path, pattern) or \
+                    fnmatch.fnmatch(Path(doc.path).name, pattern):
+                with self.catalog.transaction():
+                    pages = self.catalog.delete_document(doc.id)
+                self.store.remove(pages)
+                gone.append(doc.path)
+        return gone
+
+    # -- reading ------------------------------------------------------------------------
+    def documents(self) -> list[DocumentRow]:
+        return self.catalog.documents()
+
+    def info(self) -> dict:
+        counts = self.catalog.counts()
+        store_bytes = self.store.nbytes()
+        catalog_bytes = sum(p.stat().st_size for p in self.directory.glob("catalog.sqlite*"))
+        return {
+            "path": str(self.directory), "format_version": self.manifest.format_version,
+            "encoder": self.manifest.encoder_id, "encoder_config": self.manifest.encoder_config,
+            "encoder_hash": self.manifest.encoder_hash, "store": self.manifest.store,
+            "compression": self.manifest.compression, **counts,
+            "vector_bytes": store_bytes, "catalog_bytes": catalog_bytes,
+            "bytes_per_page": round((store_bytes + catalog_bytes) / counts["pages"], 1)
+            if counts["pages"] else 0,
+        }
+
+    def search(self, query: str, k: int = 10, method: str = "hybrid", path: str | None = None,
+               metadata: dict | None = None):
+        """Best pages for a question: list of Hit (path, page, score, snippet, image())."""
+        return self.search_many([query], k, method, path, metadata)[0]
+
+    def search_many(self, queries: list[str], k: int = 10, method: str = "hybrid",
+                    path: str | None = None, metadata: dict | None = None):
+        if self._searcher is None:
+            from retriever.search import Searcher
+
+            self._searcher = Searcher(self)
+        return self._searcher.search(queries, k=k, method=method, path_glob=path, metadata=metadata)
+
+
+def _encoder_for(manifest: Manifest, name: str) -> Encoder:
+    """Rebuild the encoder the manifest describes (its recorded options), or the named one."""
+    if name != manifest.encoder_id:
+        return load_encoder(name)
+    options = {k: v for k, v in manifest.encoder_config.items() if k in ("max_length", "overlap")}
+    model = manifest.encoder_config.get("model")
+    if model and model != "all-MiniLM-L6-v2":
+        options["model"] = model
+    return load_encoder(name, **options)

@@ -1,0 +1,163 @@
+"""Ingest: PDFs -> pages -> text (OCR where needed) -> vectors -> store + catalog, file by file."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from docpress.encoders.base import Encoder
+from docpress.errors import DocpressError, PdfError
+from docpress.render import Page, open_document, read_pages
+from docpress.text import OcrMode, fill_text, resolve_ocr
+from indexer.catalog import Catalog, PageRow
+from indexer.store import StoredPage, VectorStore
+
+# Pages encoded per model call: enough windows to fill batches, small enough for steady progress.
+PAGES_PER_BATCH = 16
+
+
+@dataclass
+class Skipped:
+    path: str
+    reason: str
+
+
+@dataclass
+class IngestReport:
+    """What one `add` did: counts, skipped files with reasons, and time spent."""
+
+    added: list[str] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    pages: int = 0
+    ocr_pages: int = 0
+    empty_pages: int = 0
+    seconds: float = 0.0
+    ocr_seconds: float = 0.0
+
+    @property
+    def pages_per_second(self) -> float:
+        return self.pages / self.seconds if self.seconds else 0.0
+
+    def as_dict(self) -> dict:
+        return {
+            "added": self.added, "replaced": self.replaced, "unchanged": self.unchanged,
+            "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped],
+            "pages": self.pages, "ocr_pages": self.ocr_pages, "empty_pages": self.empty_pages,
+            "seconds": round(self.seconds, 3), "ocr_seconds": round(self.ocr_seconds, 3),
+            "pages_per_second": round(self.pages_per_second, 2),
+        }
+
+
+def expand_paths(paths: Iterable[str | Path]) -> tuple[list[Path], list[Skipped]]:
+    """Files as given plus every *.pdf under given folders (sorted); missing paths are skipped."""
+    files, missing = [], []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.suffix.lower() == ".pdf" and p.is_file()))
+        elif path.is_file():
+            files.append(path)
+        else:
+            missing.append(Skipped(str(path), "no such file or folder"))
+    seen, unique = set(), []
+    for f in files:
+        key = f.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(f)
+    return unique, missing
+
+
+ProgressFn = Callable[[str, int, int], None]  # (file, pages done in file, pages in file)
+
+
+def ingest_file(path: Path, catalog: Catalog, store: VectorStore, encoder: Encoder, ocr: OcrMode,
+                metadata: dict, report: IngestReport, progress: ProgressFn | None = None) -> None:
+    """Index one PDF, replacing an older version; all its pages become visible in one commit."""
+    key = str(path.resolve())
+    document = open_document(path)  # raises PdfError for unusable files
+    existing = catalog.document_by_path(key)
+    if existing and existing.sha256 == document.sha256 and existing.metadata == metadata:
+        report.unchanged.append(key)
+        return
+    first_id = catalog.next_page_id()
+    rows, stored = [], []
+    batch: list[Page] = []
+
+    def flush() -> None:
+        vectors = encoder.encode_pages(batch)
+        for page, vec in zip(batch, vectors):
+            page_id = first_id + len(rows)
+            rows.append(PageRow(doc_id=-1, number=page.number, width=page.width,
+                                height=page.height, text=page.text, text_source=page.text_source,
+                                id=page_id))
+            stored.append(StoredPage(page_id, -1, vec))
+        batch.clear()
+
+    for page in read_pages(path):
+        if page.needs_ocr:
+            started = time.perf_counter()
+            page = fill_text(path, page, ocr)
+            report.ocr_seconds += time.perf_counter() - started
+        report.ocr_pages += page.text_source.startswith("ocr")
+        report.empty_pages += not page.words
+        batch.append(page)
+        if len(batch) == PAGES_PER_BATCH:
+            flush()
+            if progress:
+                progress(key, len(rows), document.page_count)
+    if batch:
+        flush()
+        if progress:
+            progress(key, len(rows), document.page_count)
+
+    with catalog.transaction():
+        old_pages = catalog.delete_document(existing.id) if existing else []
+        doc_id = catalog.insert_document(key, document.sha256, document.title,
+                                         document.page_count, metadata)
+        for sp, row in zip(stored, rows):
+            sp.doc_id = row.doc_id = doc_id
+        locations = store.add(stored)  # durable before the commit that makes it visible
+        for row, loc in zip(rows, locations):
+            row.vec_start, row.vec_count = loc.vec_start, loc.vec_count
+            row.pool_start, row.pool_count = loc.pool_start, loc.pool_count
+        catalog.insert_pages(rows)
+    if old_pages:
+        store.remove(old_pages)
+    (report.replaced if existing else report.added).append(key)
+    report.pages += len(rows)
+
+
+def ingest(paths: Iterable[str | Path], catalog: Catalog, store: VectorStore, encoder: Encoder,
+           ocr: OcrMode = OcrMode.auto, metadata: dict | None = None,
+           progress: ProgressFn | None = None,
+           on_skip: Callable[[Skipped], None] | None = None) -> IngestReport:
+    """Ingest files and folders; a bad file is reported in `skipped` and the rest go on."""
+    report = IngestReport()
+    started = time.perf_counter()
+    ocr = resolve_ocr(ocr)
+    files, missing = expand_paths(paths)
+    for item in missing:
+        report.skipped.append(item)
+        if on_skip:
+            on_skip(item)
+    for path in files:
+        try:
+            ingest_file(path, catalog, store, encoder, ocr, dict(metadata or {}), report, progress)
+        except PdfError as exc:
+            item = Skipped(str(path), exc.reason)
+        except DocpressError:
+            raise  # a problem with the index or the models, not with this file
+        except Exception as exc:  # a PDF that breaks the parser mid-way: report, keep going
+            item = Skipped(str(path), f"failed to read ({type(exc).__name__}: {exc})")
+        else:
+            continue
+        report.skipped.append(item)
+        if on_skip:
+            on_skip(item)
+    report.seconds = time.perf_counter() - started
+    return report

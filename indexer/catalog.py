@@ -1,0 +1,219 @@
+"""The catalog (SQLite): documents, pages, page text and where each page's vectors live."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import sqlite3
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,
+    sha256 TEXT NOT NULL,
+    title TEXT NOT NULL,
+    page_count INTEGER NOT NULL,
+    metadata TEXT NOT NULL,
+    added_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pages (
+    id INTEGER PRIMARY KEY,
+    doc_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    number INTEGER NOT NULL,
+    width REAL NOT NULL,
+    height REAL NOT NULL,
+    text TEXT NOT NULL,
+    text_source TEXT NOT NULL,
+    vec_start INTEGER NOT NULL,
+    vec_count INTEGER NOT NULL,
+    pool_start INTEGER NOT NULL,
+    pool_count INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS pages_doc ON pages(doc_id);
+CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+@dataclass
+class DocumentRow:
+    id: int
+    path: str
+    sha256: str
+    title: str
+    page_count: int
+    metadata: dict
+    added_at: float
+
+
+@dataclass
+class PageRow:
+    """A page as the catalog stores it; vectors are rows [vec_start, vec_start + vec_count)."""
+
+    doc_id: int
+    number: int
+    width: float
+    height: float
+    text: str
+    text_source: str
+    vec_start: int = -1
+    vec_count: int = 0
+    pool_start: int = -1
+    pool_count: int = 0
+    id: int | None = None
+
+
+@dataclass
+class PageTable:
+    """Columns of the live pages selected for a search, in catalog order.
+
+    page_ids, doc_ids, numbers, vec_start, vec_count, pool_start, pool_count: (n_pages,) int64.
+    """
+
+    page_ids: np.ndarray
+    doc_ids: np.ndarray
+    numbers: np.ndarray
+    vec_start: np.ndarray
+    vec_count: np.ndarray
+    pool_start: np.ndarray
+    pool_count: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.page_ids)
+
+    def subset(self, mask_or_index) -> "PageTable":
+        return PageTable(*(getattr(self, f)[mask_or_index] for f in self.__dataclass_fields__))
+
+
+class Catalog:
+    """SQLite catalog in WAL mode; each document is written in one transaction."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self):
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        else:
+            self._bump_generation()
+            self.db.execute("COMMIT")
+
+    # -- state --------------------------------------------------------------------------
+    def _bump_generation(self) -> None:
+        self.db.execute("INSERT INTO state(key, value) VALUES('generation', '1') "
+                        "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1")
+
+    def generation(self) -> int:
+        """A counter that changes with every committed write (for caches built on the catalog)."""
+        row = self.db.execute("SELECT value FROM state WHERE key='generation'").fetchone()
+        return int(row[0]) if row else 0
+
+    # -- documents ----------------------------------------------------------------------
+    def document_by_path(self, path: str) -> DocumentRow | None:
+        row = self.db.execute("SELECT * FROM documents WHERE path=?", (path,)).fetchone()
+        return _doc(row) if row else None
+
+    def document(self, doc_id: int) -> DocumentRow | None:
+        row = self.db.execute("SELECT * FROM documents WHERE id=?", (doc_id,)).fetchone()
+        return _doc(row) if row else None
+
+    def documents(self) -> list[DocumentRow]:
+        return [_doc(r) for r in self.db.execute("SELECT * FROM documents ORDER BY path")]
+
+    def insert_document(self, path: str, sha256: str, title: str, page_count: int,
+                        metadata: dict) -> int:
+        cur = self.db.execute(
+            "INSERT INTO documents(path, sha256, title, page_count, metadata, added_at) "
+            "VALUES(?,?,?,?,?,?)", (path, sha256, title, page_count, json.dumps(metadata), time.time()))
+        return int(cur.lastrowid)
+
+    def delete_document(self, doc_id: int) -> list[int]:
+        """Delete a document and its pages; return the deleted page ids."""
+        ids = [r[0] for r in self.db.execute("SELECT id FROM pages WHERE doc_id=?", (doc_id,))]
+        self.db.execute("DELETE FROM pages WHERE doc_id=?", (doc_id,))
+        self.db.execute("DELETE FROM documents WHERE id=?", (doc_id,))
+        return ids
+
+    # -- pages --------------------------------------------------------------------------
+    def next_page_id(self) -> int:
+        row = self.db.execute("SELECT COALESCE(MAX(id), 0) FROM pages").fetchone()
+        return int(row[0]) + 1
+
+    def insert_pages(self, rows: list[PageRow]) -> None:
+        self.db.executemany(
+            "INSERT INTO pages(id, doc_id, number, width, height, text, text_source, vec_start, "
+            "vec_count, pool_start, pool_count) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
+            [(r.id, r.doc_id, r.number, r.width, r.height, r.text, r.text_source, r.vec_start,
+              r.vec_count, r.pool_start, r.pool_count) for r in rows])
+
+    def page(self, page_id: int) -> PageRow | None:
+        row = self.db.execute(
+            "SELECT doc_id, number, width, height, text, text_source, vec_start, vec_count, "
+            "pool_start, pool_count, id FROM pages WHERE id=?", (page_id,)).fetchone()
+        return PageRow(*row) if row else None
+
+    def page_texts(self, page_ids: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
+        """(page ids, texts) for the given pages, or for all pages in id order."""
+        if page_ids is None:
+            rows = self.db.execute("SELECT id, text FROM pages ORDER BY id").fetchall()
+        else:
+            rows = []
+            ids = [int(i) for i in page_ids]
+            for i in range(0, len(ids), 900):
+                chunk = ids[i:i + 900]
+                rows += self.db.execute(
+                    f"SELECT id, text FROM pages WHERE id IN ({','.join('?' * len(chunk))})",
+                    chunk).fetchall()
+        return np.asarray([r[0] for r in rows], dtype=np.int64), [r[1] for r in rows]
+
+    def page_table(self, path_glob: str | None = None, metadata: dict | None = None) -> PageTable:
+        """Live pages, optionally only those of documents matching a path glob and metadata."""
+        doc_ids = None
+        if path_glob or metadata:
+            doc_ids = [d.id for d in self.documents() if _matches(d, path_glob, metadata)]
+        rows = self.db.execute(
+            "SELECT id, doc_id, number, vec_start, vec_count, pool_start, pool_count FROM pages "
+            "ORDER BY vec_start, id").fetchall()
+        arr = np.asarray(rows, dtype=np.int64).reshape(-1, 7)
+        if doc_ids is not None:
+            arr = arr[np.isin(arr[:, 1], np.asarray(doc_ids, dtype=np.int64))]
+        return PageTable(*(arr[:, i].copy() for i in range(7)))
+
+    def counts(self) -> dict:
+        docs, pages = self.db.execute(
+            "SELECT (SELECT COUNT(*) FROM documents), (SELECT COUNT(*) FROM pages)").fetchone()
+        sources = dict(self.db.execute("SELECT text_source, COUNT(*) FROM pages GROUP BY text_source"))
+        vectors = self.db.execute("SELECT COALESCE(SUM(vec_count), 0) FROM pages").fetchone()[0]
+        return {"documents": docs, "pages": pages, "vectors": int(vectors), "text_sources": sources}
+
+
+def _doc(row) -> DocumentRow:
+    return DocumentRow(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), row[6])
+
+
+def _matches(doc: DocumentRow, path_glob: str | None, metadata: dict | None) -> bool:
+    if path_glob and not (fnmatch.fnmatch(doc.path, path_glob)
+                          or fnmatch.fnmatch(Path(doc.path).name, path_glob)):
+        return False
+    for key, value in (metadata or {}).items():
+        if str(doc.metadata.get(key)) != str(value):
+            return False
+    return True

@@ -1,0 +1,50 @@
+"""The index manifest: format version, encoder identity and store settings, checked on open."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from docpress.errors import IndexMismatchError
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+@dataclass
+class Manifest:
+    encoder_id: str
+    encoder_config: dict
+    encoder_hash: str
+    dim: int
+    store: str = "local"  # "local", or a Qdrant location (qdrant://host:port/collection, path)
+    compression: dict = field(default_factory=lambda: {"quantize": "bf16"})
+    format_version: int = FORMAT_VERSION
+    created_at: float = field(default_factory=time.time)
+
+    def save(self, directory: Path) -> None:
+        path = Path(directory) / MANIFEST
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2, sort_keys=True))
+        os.replace(tmp, path)  # atomic: a reader never sees half a manifest
+
+    @classmethod
+    def load(cls, directory: Path) -> "Manifest":
+        data = json.loads((Path(directory) / MANIFEST).read_text())
+        version = data.get("format_version")
+        if version != FORMAT_VERSION:
+            raise IndexMismatchError(
+                f"index at {directory} has format version {version}, this docpress reads "
+                f"version {FORMAT_VERSION}; re-create it with `docpress ingest --index NEW_DIR`")
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def check_encoder(self, encoder_id: str, encoder_hash: str, directory: Path) -> None:
+        if (encoder_id, encoder_hash) != (self.encoder_id, self.encoder_hash):
+            raise IndexMismatchError(
+                f"index at {directory} was built with encoder {self.encoder_id} "
+                f"({self.encoder_hash}), not {encoder_id} ({encoder_hash}); open it with the "
+                "same encoder or ingest into a new --index folder")

@@ -1,0 +1,373 @@
+"""The Qdrant vector store: page vectors in a Qdrant collection, scored by its exact MaxSim.
+
+Locations (the manifest's `store` string):
+
+    qdrant://host:port/collection       a Qdrant server over http (qdrants:// for https);
+                                        the API key comes from $QDRANT_API_KEY
+    qdrant+path:///abs/dir/collection   qdrant-client's embedded on-disk mode
+    qdrant+path:relative/dir/collection (relative to the working directory)
+    qdrant+memory:collection            qdrant-client in memory (tests; gone on close)
+
+Each page is one point (id = page id) with two named vectors: "tokens", the page's token
+vectors as a MAX_SIM multivector with no HNSW graph (it is only ever scanned exactly over a
+given id set), and "pooled", the page's first pooled window (HNSW on, for a future prefetch).
+Boxes, word indices and all pooled windows ride in the payload as base64 little-endian arrays:
+as JSON float lists they would be about four times bigger and slow to parse, and nothing
+filters on them.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from docpress.encoders.base import PageVectors
+from docpress.errors import BackendUnavailableError, DocpressError, IndexMismatchError
+from indexer.catalog import PageTable
+from indexer.store import Location, StoredPage, VectorStore
+
+if TYPE_CHECKING:
+    from qdrant_client import QdrantClient
+
+API_KEY_ENV = "QDRANT_API_KEY"
+DEFAULT_PORT = 6333
+TOKENS = "tokens"
+POOLED = "pooled"
+# Upsert batches are cut at this many floats (~8k tokens at dim 128): a JSON request stays
+# well under the server's default 32 MB body limit.
+MAX_FLOATS_PER_UPSERT = 1 << 20
+# Page ids per filtered query / retrieve / delete request.
+IDS_PER_REQUEST = 1024
+_COLLECTION_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+_USAGE = ("use qdrant://host:port/collection, qdrants://host:port/collection, "
+          "qdrant+path:DIR/collection or qdrant+memory:collection")
+
+
+@dataclass
+class QdrantTarget:
+    """A parsed location: how to reach Qdrant and which collection to use."""
+
+    collection: str
+    url: str | None = None  # server
+    prefix: str | None = None  # server path prefix (behind a reverse proxy)
+    path: Path | None = None  # embedded on-disk mode
+    memory: bool = False  # embedded in-memory mode
+
+
+def parse_location(location: str) -> QdrantTarget:
+    """Split a Qdrant location string into a target; a malformed one raises DocpressError."""
+    parts = urlsplit(location)
+    scheme = parts.scheme.lower()
+    if scheme in ("qdrant", "qdrants"):
+        return _server_target(location, parts, "https" if scheme == "qdrants" else "http")
+    if scheme == "qdrant+path":
+        if parts.netloc:
+            raise DocpressError(f"bad Qdrant location {location!r}: a path location has no host; "
+                                "write qdrant+path:///abs/dir/collection")
+        folder, _, name = parts.path.rstrip("/").rpartition("/")
+        if not folder:
+            raise DocpressError(f"bad Qdrant location {location!r}: no folder before the "
+                                f"collection name; {_USAGE}")
+        return QdrantTarget(_collection(name, location), path=Path(folder).expanduser())
+    if scheme == "qdrant+memory":
+        return QdrantTarget(_collection(parts.path or parts.netloc, location), memory=True)
+    raise DocpressError(f"bad Qdrant location {location!r}; {_USAGE}")
+
+
+def _server_target(location: str, parts, http: str) -> QdrantTarget:
+    try:
+        host, port = parts.hostname, parts.port or DEFAULT_PORT
+    except ValueError:  # a non-numeric or out-of-range port
+        raise DocpressError(f"bad Qdrant location {location!r}: bad port; {_USAGE}") from None
+    segments = [s for s in parts.path.split("/") if s]
+    if not host or not segments:
+        raise DocpressError(f"bad Qdrant location {location!r}: needs a host and a collection; "
+                            f"{_USAGE}")
+    prefix = "/".join(segments[:-1]) or None
+    host = f"[{host}]" if ":" in host else host  # IPv6 literal
+    return QdrantTarget(_collection(segments[-1], location), url=f"{http}://{host}:{port}",
+                        prefix=prefix)
+
+
+def _collection(name: str, location: str) -> str:
+    if not _COLLECTION_NAME.match(name or ""):
+        raise DocpressError(f"bad Qdrant location {location!r}: collection name {name!r} must be "
+                            "letters, digits, '_', '-' or '.'")
+    return name
+
+
+def _connect(target: QdrantTarget, timeout: float) -> "QdrantClient":
+    """Open the client (lazily importing qdrant-client: docpress must import without it)."""
+    try:
+        from qdrant_client import QdrantClient
+    except ImportError:
+        raise BackendUnavailableError("qdrant-client is not installed; `pip install qdrant-client` "
+                                      "or create the index with the local store") from None
+    if target.memory:
+        return QdrantClient(location=":memory:")
+    if target.path is not None:
+        try:
+            return QdrantClient(path=str(target.path))
+        except RuntimeError as e:  # the folder is locked by another client
+            raise BackendUnavailableError(
+                f"Qdrant folder {target.path} is in use by another process; close it, or use a "
+                f"Qdrant server for shared access ({e})") from None
+    # The compatibility check would make its own request (and warn) before ours can fail cleanly.
+    return QdrantClient(url=target.url, prefix=target.prefix, api_key=os.environ.get(API_KEY_ENV),
+                        timeout=max(1, int(np.ceil(timeout))), check_compatibility=False)
+
+
+def _connection_errors() -> tuple[type[BaseException], ...]:
+    from qdrant_client.http.exceptions import ResponseHandlingException
+
+    errors: list[type[BaseException]] = [ResponseHandlingException, ConnectionError, TimeoutError]
+    try:
+        import httpx
+
+        errors.append(httpx.TransportError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+class QdrantStore(VectorStore):
+    """Page vectors in one Qdrant collection; MaxSim scoring runs inside Qdrant, exactly."""
+
+    name = "qdrant"
+
+    def __init__(self, location: str, dim: int, *, timeout: float = 10.0):
+        self.location = location
+        self.dim = int(dim)
+        self.target = parse_location(location)
+        self.collection = self.target.collection
+        self.remote = self.target.url is not None
+        self._connection_errors: tuple[type[BaseException], ...] = ()
+        self.client = _connect(self.target, timeout)
+        self._connection_errors = _connection_errors()
+        try:
+            with self._calls("open"):
+                self._ensure_collection()
+        except BaseException:
+            self.client.close()
+            raise
+
+    # -- setup --------------------------------------------------------------------------
+    @contextmanager
+    def _calls(self, what: str) -> Iterator[None]:
+        """Turn transport failures and server refusals into one-line docpress errors."""
+        from qdrant_client.http.exceptions import UnexpectedResponse
+
+        try:
+            yield
+        except self._connection_errors as e:
+            raise BackendUnavailableError(
+                f"cannot reach Qdrant at {self.target.url} to {what} collection "
+                f"{self.collection!r} ({_reason(e)}); start the server or fix the location"
+            ) from None
+        except UnexpectedResponse as e:
+            hint = (f"set ${API_KEY_ENV}" if e.status_code in (401, 403)
+                    else "check the server log")
+            raise BackendUnavailableError(
+                f"Qdrant refused to {what} collection {self.collection!r}: HTTP "
+                f"{e.status_code} {e.reason_phrase}; {hint}") from None
+
+    def _ensure_collection(self) -> None:
+        if self.client.collection_exists(self.collection):
+            self._check_collection()
+            return
+        from qdrant_client import models
+
+        self.client.create_collection(self.collection, vectors_config={
+            TOKENS: models.VectorParams(
+                size=self.dim, distance=models.Distance.DOT,
+                # Halves server memory; LocalStore keeps bf16, so no accuracy is lost relative
+                # to it. (Embedded mode ignores the datatype.)
+                datatype=models.Datatype.FLOAT16,
+                multivector_config=models.MultiVectorConfig(
+                    comparator=models.MultiVectorComparator.MAX_SIM),
+                # Scored only by exact scans over given ids: a graph would cost build time, RAM.
+                hnsw_config=models.HnswConfigDiff(m=0)),
+            POOLED: models.VectorParams(size=self.dim, distance=models.Distance.DOT),
+        })
+
+    def _check_collection(self) -> None:
+        """Refuse a collection laid out for another encoder (wrong size, no multivector)."""
+        vectors = self.client.get_collection(self.collection).config.params.vectors
+        tokens = vectors.get(TOKENS) if isinstance(vectors, dict) else None
+        if tokens is None or tokens.multivector_config is None or tokens.size != self.dim:
+            have = f"size {tokens.size}" if tokens is not None else "no 'tokens' multivector"
+            raise IndexMismatchError(
+                f"Qdrant collection {self.collection!r} has {have}, this index needs a "
+                f"{self.dim}-dim 'tokens' multivector; use another collection name")
+
+    # -- writing ------------------------------------------------------------------------
+    def add(self, pages: list[StoredPage]) -> list[Location]:
+        for batch in _batches(pages, self.dim):
+            with self._calls("write to"):
+                # wait=True: the points are durable before the catalog commit makes them visible.
+                self.client.upsert(self.collection, [_point(p) for p in batch], wait=True)
+        return [Location(-1, len(p.vectors.vectors), -1, len(p.vectors.pooled)) for p in pages]
+
+    def remove(self, page_ids: list[int]) -> None:
+        from qdrant_client import models
+
+        ids = [int(i) for i in page_ids]
+        for chunk in _chunks(ids):
+            with self._calls("delete from"):
+                self.client.delete(self.collection, models.PointIdsList(points=chunk), wait=True)
+
+    # -- scoring ------------------------------------------------------------------------
+    def maxsim(self, query: np.ndarray, pages: PageTable) -> np.ndarray:
+        scores = np.zeros(len(pages), np.float32)
+        if len(pages) == 0 or len(query) == 0:
+            return scores
+        from qdrant_client import models
+
+        q = np.asarray(query, np.float32).tolist()
+        ids = _unique_ids(pages.page_ids)
+        # Local mode is always exact and warns about search params; the server needs the hint.
+        params = models.SearchParams(exact=True) if self.remote else None
+        requests = [models.QueryRequest(
+            query=q, using=TOKENS, limit=len(chunk), params=params, with_payload=False,
+            filter=models.Filter(must=[models.HasIdCondition(has_id=chunk)]))
+            for chunk in _chunks(ids)]
+        with self._calls("search"):
+            responses = self.client.query_batch_points(self.collection, requests)
+        # Pages without token vectors are absent from the results and keep 0, as in LocalStore.
+        found = {int(p.id): p.score for r in responses for p in r.points}
+        for i, page_id in enumerate(pages.page_ids):
+            scores[i] = found.get(int(page_id), 0.0)
+        return scores
+
+    def dense(self, pooled: np.ndarray, pages: PageTable) -> np.ndarray:
+        width = int(pages.pool_count.max()) if len(pages) else 1
+        out = np.full((len(pages), max(width, 1)), -np.inf, np.float32)
+        if len(pages) == 0:
+            return out
+        windows = self._pooled_windows(pages.page_ids)
+        q = np.asarray(pooled, np.float32)
+        for i, (page_id, count) in enumerate(zip(pages.page_ids, pages.pool_count)):
+            w = windows.get(int(page_id))
+            if w is not None and len(w):
+                # The catalog's count rules, as LocalStore's: columns past it stay -inf.
+                n = min(int(count), len(w))
+                out[i, :n] = w[:n] @ q
+        return out
+
+    def _pooled_windows(self, page_ids: np.ndarray) -> dict[int, np.ndarray]:
+        """page id -> (n_windows, dim) pooled vectors, read from the payload."""
+        out = {}
+        for chunk in _chunks(_unique_ids(page_ids)):
+            with self._calls("read from"):
+                records = self.client.retrieve(self.collection, chunk, with_payload=["pooled_f32"],
+                                               with_vectors=False)
+            for r in records:
+                out[int(r.id)] = _decode(r.payload["pooled_f32"], np.float32, self.dim)
+        return out
+
+    # -- reading ------------------------------------------------------------------------
+    def page_vectors(self, page_id: int, location: Location) -> PageVectors:
+        with self._calls("read from"):
+            records = self.client.retrieve(self.collection, [int(page_id)], with_payload=True,
+                                           with_vectors=[TOKENS])
+        if not records:
+            raise DocpressError(f"page {page_id} is missing from Qdrant collection "
+                                f"{self.collection!r}; re-ingest its document")
+        record = records[0]
+        tokens = (record.vector or {}).get(TOKENS) if isinstance(record.vector, dict) else None
+        vectors = np.asarray(tokens, np.float32).reshape(-1, self.dim) if tokens \
+            else np.zeros((0, self.dim), np.float32)
+        payload = record.payload or {}
+        return PageVectors(
+            vectors=vectors,
+            boxes=_decode(payload["boxes_f16"], np.float16, 4).astype(np.float32),
+            words=_decode(payload["words_i32"], np.int32),
+            weights=np.ones(len(vectors), np.float32),
+            pooled=_decode(payload["pooled_f32"], np.float32, self.dim),
+        )
+
+    def nbytes(self) -> int:
+        if self.target.path is None:
+            return 0  # a server's disk use is not ours to see; memory is no disk
+        folder = self.target.path / "collection" / self.collection
+        return sum(f.stat().st_size for f in (folder if folder.exists() else self.target.path)
+                   .rglob("*") if f.is_file())
+
+    def close(self) -> None:
+        self.client.close()
+
+
+# -- points and payloads ---------------------------------------------------------------
+def _point(page: StoredPage) -> Any:
+    """One page as a point: token multivector, first pooled window, and a binary payload."""
+    from qdrant_client import models
+
+    v = page.vectors
+    vectors: dict[str, Any] = {}
+    # Qdrant rejects empty vectors; a page without tokens (or windows) simply lacks that one.
+    if len(v.vectors):
+        vectors[TOKENS] = np.asarray(v.vectors, np.float32).tolist()
+    if len(v.pooled):
+        vectors[POOLED] = np.asarray(v.pooled[0], np.float32).tolist()
+    payload = {
+        "page_id": int(page.page_id),
+        "doc_id": int(page.doc_id),
+        "n_vectors": len(v.vectors),
+        "n_pooled": len(v.pooled),
+        "boxes_f16": _encode(np.asarray(v.boxes, np.float16).reshape(-1, 4)),
+        "words_i32": _encode(np.asarray(v.words, np.int32).reshape(-1)),
+        "pooled_f32": _encode(np.asarray(v.pooled, np.float32)),
+    }
+    return models.PointStruct(id=int(page.page_id), vector=vectors, payload=payload)
+
+
+def _encode(array: np.ndarray) -> str:
+    # Explicit little-endian so a collection reads back the same on any host.
+    return base64.b64encode(np.ascontiguousarray(array, array.dtype.newbyteorder("<")).tobytes()
+                            ).decode("ascii")
+
+
+def _decode(text: str, dtype, width: int | None = None) -> np.ndarray:
+    array = np.frombuffer(base64.b64decode(text), np.dtype(dtype).newbyteorder("<"))
+    array = array.astype(np.dtype(dtype))  # native order, writable copy
+    return array.reshape(-1, width) if width else array
+
+
+def _batches(pages: list[StoredPage], dim: int) -> Iterator[list[StoredPage]]:
+    """Consecutive page groups of at most MAX_FLOATS_PER_UPSERT floats (at least one page)."""
+    batch: list[StoredPage] = []
+    floats = 0
+    for page in pages:
+        size = (len(page.vectors.vectors) + len(page.vectors.pooled)) * dim
+        if batch and floats + size > MAX_FLOATS_PER_UPSERT:
+            yield batch
+            batch, floats = [], 0
+        batch.append(page)
+        floats += size
+    if batch:
+        yield batch
+
+
+def _unique_ids(page_ids: np.ndarray) -> list[int]:
+    return list(dict.fromkeys(int(i) for i in page_ids))
+
+
+def _chunks(ids: list[int]) -> Iterator[list[int]]:
+    for i in range(0, len(ids), IDS_PER_REQUEST):
+        yield ids[i:i + IDS_PER_REQUEST]
+
+
+def _reason(error: BaseException) -> str:
+    """The innermost cause's message, on one line."""
+    while getattr(error, "source", None) is not None:  # ResponseHandlingException wraps it
+        error = error.source
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text[:200]

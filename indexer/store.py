@@ -1,0 +1,68 @@
+"""The vector store interface: where page vectors live and how they are scored."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+from docpress.encoders.base import PageVectors
+from indexer.catalog import PageTable
+
+
+@dataclass
+class StoredPage:
+    """A page handed to a store: its catalog id, document id and vectors."""
+
+    page_id: int
+    doc_id: int
+    vectors: PageVectors
+
+
+@dataclass
+class Location:
+    """Where a store put a page's vectors (rows in the embedded store; unused by servers)."""
+
+    vec_start: int = -1
+    vec_count: int = 0
+    pool_start: int = -1
+    pool_count: int = 0
+
+
+class VectorStore(ABC):
+    """Holds page vectors; scores queries by exact MaxSim and by pooled (dense) similarity."""
+
+    name: str
+
+    @abstractmethod
+    def add(self, pages: list[StoredPage]) -> list[Location]:
+        """Store the pages durably; the catalog commit that follows makes them visible."""
+
+    @abstractmethod
+    def remove(self, page_ids: list[int]) -> None:
+        """Forget these pages (the catalog no longer lists them)."""
+
+    @abstractmethod
+    def maxsim(self, query: np.ndarray, pages: PageTable) -> np.ndarray:
+        """Exact late-interaction scores of one query against the given pages.
+
+        query: (n_query_tokens, dim) float32, rows weighted already. Returns (n_pages,) float32:
+        sum over query tokens of the max dot product with the page's vectors.
+        """
+
+    @abstractmethod
+    def dense(self, pooled: np.ndarray, pages: PageTable) -> np.ndarray:
+        """(n_pages, n_windows_max) cosine of the query's pooled vector with each page window's
+        pooled vector; -inf pads pages with fewer windows. Column 0 is the page's first window."""
+
+    @abstractmethod
+    def page_vectors(self, page_id: int, location: Location) -> PageVectors:
+        """Read back one page's vectors (for snippets, boxes and re-scoring)."""
+
+    def nbytes(self) -> int:
+        """Bytes this store uses on disk (0 where it cannot tell)."""
+        return 0
+
+    def close(self) -> None:
+        pass

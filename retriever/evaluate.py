@@ -1,0 +1,60 @@
+"""Evaluate an index on a queries file (FinanceBench's JSONL format): every metric, every method."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from docpress.errors import DocpressError
+from retriever.metrics import Item, score_run
+
+
+@dataclass
+class Query:
+    qid: str
+    text: str
+    relevant: set[Item]
+    doc: str | None  # the document the question is about (for --within-doc)
+
+
+def load_queries(path: Path) -> list[Query]:
+    """Read JSONL lines {qid, query, relevant: [{doc, page}], doc}; pages are 0-based."""
+    queries = []
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as exc:
+        raise DocpressError(f"cannot read queries file {path}: {exc.strerror}") from None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            relevant = {(Path(r["doc"]).name, int(r["page"])) for r in row["relevant"]}
+            queries.append(Query(str(row.get("qid", n)), row["query"], relevant, row.get("doc")))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DocpressError(f"{path}:{n}: not a query line ({exc}); expected "
+                                '{"query": ..., "relevant": [{"doc": ..., "page": 0}]}') from None
+    if not queries:
+        raise DocpressError(f"{path} holds no queries")
+    return queries
+
+
+def evaluate(index, queries: list[Query], method: str, within_doc: bool = False,
+             k: int = 10) -> dict:
+    """Run every query and score the rankings; returns metrics (percent) and p50/p95 latency."""
+    rankings, latencies = [], []
+    for q in queries:
+        if within_doc and not q.doc:
+            raise DocpressError(f"query {q.qid} has no 'doc' field, needed for --within-doc")
+        started = time.perf_counter()
+        hits = index.search(q.text, k=k, method=method,
+                            path=Path(q.doc).name if within_doc else None)
+        latencies.append(time.perf_counter() - started)
+        rankings.append([(Path(h.path).name, h.page) for h in hits])
+    metrics = score_run(rankings, [q.relevant for q in queries])
+    latencies.sort()
+    metrics["p50_ms"] = 1000 * latencies[len(latencies) // 2]
+    metrics["p95_ms"] = 1000 * latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))]
+    return metrics

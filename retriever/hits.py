@@ -1,0 +1,33 @@
+"""Search results: one Hit per page, with its document, score, snippet and image on demand."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Hit:
+    """One page that answers a query."""
+
+    path: str  # the document's absolute path
+    page: int  # 0-based page number
+    score: float
+    snippet: str
+    title: str = ""
+    text_source: str = "pdf"  # where the page's text came from: pdf, ocr:rapidocr, ...
+    metadata: dict = field(default_factory=dict)
+    boxes: list = field(default_factory=list)  # page regions (PDF points) that matched
+    doc_id: int = -1
+    page_id: int = -1
+    method: str = ""
+
+    def image(self, dpi: int = 150):
+        """The page rendered as a PIL image."""
+        from docpress.render import render_page
+
+        return render_page(self.path, self.page, dpi=dpi)
+
+    def as_dict(self) -> dict:
+        return {"path": self.path, "page": self.page, "score": round(float(self.score), 6),
+                "snippet": self.snippet, "title": self.title, "text_source": self.text_source,
+                "metadata": self.metadata, "boxes": self.boxes, "method": self.method}
