@@ -16,7 +16,7 @@ from docpress import Index  # noqa: E402
 from retriever.evaluate import evaluate, load_queries  # noqa: E402
 from retriever.search import Method  # noqa: E402
 
-COLUMNS = ("R@1", "R@5", "R@10", "nDCG@5", "MRR@10", "p50_ms", "p95_ms")
+COLUMNS = ("R@1", "R@5", "R@10", "Hit@5", "nDCG@5", "MRR@10", "p50_ms", "p95_ms")
 
 
 def main() -> None:

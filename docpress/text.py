@@ -43,9 +43,12 @@ def _rapidocr_engine():
     from rapidocr import RapidOCR
 
     # rapidocr logs every model file it opens at INFO, and warns on every page with no text;
-    # it sets its logger's level on import, so quieten it after the import.
+    # it resets its logger's level on import and again while building the engine, so quieten
+    # it after both.
     logging.getLogger("RapidOCR").setLevel(logging.ERROR)
-    return RapidOCR()
+    engine = RapidOCR()
+    logging.getLogger("RapidOCR").setLevel(logging.ERROR)
+    return engine
 
 
 def _ocr_dpi(page: Page) -> float:

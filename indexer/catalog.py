@@ -184,6 +184,26 @@ class Catalog:
                     chunk).fetchall()
         return np.asarray([r[0] for r in rows], dtype=np.int64), [r[1] for r in rows]
 
+    def document_texts(self, first_words: int | None = None) -> tuple[np.ndarray, list[str]]:
+        """(document ids, text) where text is the file name, title and the pages' text in order
+        (only the first `first_words` words of it when given)."""
+        docs = {d.id: d for d in self.documents()}
+        parts: dict[int, list[str]] = {i: [] for i in docs}
+        counts = dict.fromkeys(docs, 0)
+        for doc_id, text in self.db.execute("SELECT doc_id, text FROM pages ORDER BY doc_id, number"):
+            if first_words is not None and counts[doc_id] >= first_words:
+                continue
+            parts[doc_id].append(text)
+            counts[doc_id] += text.count(" ") + 1
+        ids = np.asarray(sorted(docs), dtype=np.int64)
+        texts = []
+        for i in ids:
+            body = " ".join(parts[int(i)])
+            if first_words is not None:
+                body = " ".join(body.split(" ")[:first_words])
+            texts.append(f"{Path(docs[int(i)].path).stem} {docs[int(i)].title} {body}")
+        return ids, texts
+
     def page_table(self, path_glob: str | None = None, metadata: dict | None = None) -> PageTable:
         """Live pages, optionally only those of documents matching a path glob and metadata."""
         doc_ids = None

@@ -11,7 +11,7 @@ import torch
 from docpress.encoders.base import PageVectors
 from indexer.catalog import PageTable
 from indexer.segments import AppendOnlyArray
-from indexer.store import Location, StoredPage, VectorStore
+from indexer.store import Location, StoredPage, VectorStore, normalize_rows
 
 # Rows scored per matmul: bounds the (n_query_tokens, rows) score block to a few hundred MB.
 CHUNK_ROWS = 1 << 19
@@ -122,6 +122,19 @@ class LocalStore(VectorStore):
             has = pages.pool_count > w
             out[has, w] = sims[pages.pool_start[has] + w]
         return out
+
+    def head_vectors(self, pages: PageTable, n_tokens: int) -> np.ndarray:
+        out = np.zeros((len(pages), self.dim), np.float32)
+        table = self.tokens.view()
+        for lo in range(0, len(pages), 2048):  # bounded gathers: 2048 pages x n_tokens rows
+            starts = pages.vec_start[lo:lo + 2048]
+            counts = np.minimum(pages.vec_count[lo:lo + 2048], n_tokens)
+            rows = starts[:, None] + np.arange(n_tokens)[None, :]
+            valid = np.arange(n_tokens)[None, :] < counts[:, None]
+            gathered = bf16_tensor(table[np.where(valid, rows, 0).ravel()]).float().numpy()
+            gathered = gathered.reshape(len(starts), n_tokens, self.dim) * valid[..., None]
+            out[lo:lo + len(starts)] = gathered.sum(1) / np.maximum(counts, 1)[:, None]
+        return normalize_rows(out)
 
     def page_vectors(self, page_id: int, location: Location) -> PageVectors:
         s, n = location.vec_start, location.vec_count

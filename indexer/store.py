@@ -34,6 +34,7 @@ class VectorStore(ABC):
     """Holds page vectors; scores queries by exact MaxSim and by pooled (dense) similarity."""
 
     name: str
+    dim: int
 
     @abstractmethod
     def add(self, pages: list[StoredPage]) -> list[Location]:
@@ -60,9 +61,30 @@ class VectorStore(ABC):
     def page_vectors(self, page_id: int, location: Location) -> PageVectors:
         """Read back one page's vectors (for snippets, boxes and re-scoring)."""
 
+    def head_vectors(self, pages: PageTable, n_tokens: int) -> np.ndarray:
+        """(n_pages, dim) float32: the normalised mean of each page's first `n_tokens` vectors.
+
+        A page's first tokens hold its title or heading, which says what the page is about.
+        Stores override this with a faster path; this one reads page by page.
+        """
+        out = np.zeros((len(pages), self.dim), np.float32)
+        for i, page_id in enumerate(pages.page_ids):
+            loc = Location(int(pages.vec_start[i]), int(pages.vec_count[i]),
+                           int(pages.pool_start[i]), int(pages.pool_count[i]))
+            vectors = self.page_vectors(int(page_id), loc).vectors[:n_tokens]
+            if len(vectors):
+                out[i] = vectors.mean(0)
+        return normalize_rows(out)
+
     def nbytes(self) -> int:
         """Bytes this store uses on disk (0 where it cannot tell)."""
         return 0
 
     def close(self) -> None:
         pass
+
+
+def normalize_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero)."""
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norms > 0, norms, 1.0)

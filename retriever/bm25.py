@@ -1,12 +1,26 @@
-"""BM25 over page text (bm25s), built from the catalog and cached beside it."""
+"""BM25 (bm25s) over any keyed texts: pages, page heads, document profiles; cached on disk."""
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
+
+_ALNUM_BOUNDARY = re.compile(r"(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])|_")
+
+
+def normalize(text: str) -> str:
+    """Split letter/digit runs and underscores: 'FY2018' -> 'FY 2018', '3M_2018_10K' -> '3M 2018 10 K'.
+
+    Questions say FY2018 where filings say 2018; file names glue words with underscores.
+    >>> normalize("FY2018 capex, 3M_2018_10K")
+    'FY 2018 capex, 3 M 2018 10 K'
+    """
+    return _ALNUM_BOUNDARY.sub(" ", text)
 
 
 def _stemmer():
@@ -18,65 +32,68 @@ def _stemmer():
 
 
 class Bm25Index:
-    """A bm25s index over every page's text, keyed by page id.
+    """A bm25s index over texts keyed by integer ids (page or document ids).
 
-    scores(query) gives (n_pages,) float32 in the order of `page_ids`.
+    scores(query, ids) gives (len(ids),) float32 in the order of `ids` (0 for unknown ids).
     """
 
-    def __init__(self, page_ids: np.ndarray, retriever, stemmer):
-        self.page_ids = np.asarray(page_ids, dtype=np.int64)
-        self._row = {int(p): i for i, p in enumerate(self.page_ids)}
+    def __init__(self, keys: np.ndarray, retriever, stemmer):
+        self.keys = np.asarray(keys, dtype=np.int64)
+        self._row = {int(p): i for i, p in enumerate(self.keys)}
         self.retriever = retriever
         self.stemmer = stemmer
 
     @classmethod
-    def build(cls, page_ids: np.ndarray, texts: list[str]) -> "Bm25Index":
+    def build(cls, keys: np.ndarray, texts: list[str]) -> "Bm25Index":
         import bm25s
 
         stemmer = _stemmer()
-        tokens = bm25s.tokenize(texts, stopwords="en", stemmer=stemmer, show_progress=False)
         retriever = bm25s.BM25()
-        retriever.index(tokens, show_progress=False)
-        return cls(page_ids, retriever, stemmer)
+        if len(texts):
+            tokens = bm25s.tokenize([normalize(t) for t in texts], stopwords="en",
+                                    stemmer=stemmer, show_progress=False)
+            retriever.index(tokens, show_progress=False)
+        return cls(keys, retriever, stemmer)
 
     @classmethod
-    def load_or_build(cls, cache: Path, generation: int, catalog) -> "Bm25Index":
+    def load_or_build(cls, cache: Path, generation: int,
+                      corpus: Callable[[], tuple[np.ndarray, list[str]]]) -> "Bm25Index":
         """Reuse the cached index when the catalog has not changed since it was built."""
         import bm25s
 
         stamp = cache / "stamp.json"
         if stamp.exists() and json.loads(stamp.read_text()).get("generation") == generation:
             retriever = bm25s.BM25.load(str(cache / "bm25"), load_corpus=False)
-            page_ids = np.load(cache / "page_ids.npy")
-            return cls(page_ids, retriever, _stemmer())
-        page_ids, texts = catalog.page_texts()
-        index = cls.build(page_ids, texts)
-        try:
-            shutil.rmtree(cache, ignore_errors=True)
-            cache.mkdir(parents=True, exist_ok=True)
-            index.retriever.save(str(cache / "bm25"))
-            np.save(cache / "page_ids.npy", page_ids)
-            stamp.write_text(json.dumps({"generation": generation}))
-        except OSError:  # a read-only index still searches; it just rebuilds next time
-            pass
+            return cls(np.load(cache / "keys.npy"), retriever, _stemmer())
+        keys, texts = corpus()
+        index = cls.build(keys, texts)
+        if len(keys):
+            try:
+                shutil.rmtree(cache, ignore_errors=True)
+                cache.mkdir(parents=True, exist_ok=True)
+                index.retriever.save(str(cache / "bm25"))
+                np.save(cache / "keys.npy", index.keys)
+                stamp.write_text(json.dumps({"generation": generation}))
+            except OSError:  # a read-only index still searches; it just rebuilds next time
+                pass
         return index
 
     def query_tokens(self, query: str) -> list[str]:
         import bm25s
 
-        tokenized = bm25s.tokenize([query], stopwords="en", stemmer=self.stemmer,
+        tokenized = bm25s.tokenize([normalize(query)], stopwords="en", stemmer=self.stemmer,
                                    return_ids=False, show_progress=False)
         return tokenized[0]
 
-    def scores(self, query: str, page_ids: np.ndarray | None = None) -> np.ndarray:
-        """BM25 score of every page (or of `page_ids`, in that order); 0 for unknown pages."""
-        if len(self.page_ids) == 0:
-            return np.zeros(0 if page_ids is None else len(page_ids), np.float32)
-        tokens = [t for t in self.query_tokens(query) if t in self.retriever.vocab_dict]
-        full = (self.retriever.get_scores(tokens).astype(np.float32) if tokens
-                else np.zeros(len(self.page_ids), np.float32))
-        if page_ids is None:
+    def scores(self, query: str, keys: np.ndarray | None = None) -> np.ndarray:
+        """BM25 score of every key (or of `keys`, in that order)."""
+        n = len(self.keys) if keys is None else len(keys)
+        vocab = getattr(self.retriever, "vocab_dict", None) or {}
+        tokens = [t for t in self.query_tokens(query) if t in vocab]
+        if not tokens:
+            return np.zeros(n, np.float32)
+        full = self.retriever.get_scores(tokens).astype(np.float32)
+        if keys is None:
             return full
-        rows = np.asarray([self._row.get(int(p), -1) for p in page_ids])
-        out = np.where(rows >= 0, full[np.clip(rows, 0, None)], 0.0)
-        return out.astype(np.float32)
+        rows = np.asarray([self._row.get(int(p), -1) for p in keys], dtype=np.int64)
+        return np.where(rows >= 0, full[np.clip(rows, 0, None)], 0.0).astype(np.float32)

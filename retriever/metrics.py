@@ -18,6 +18,15 @@ def recall_at(ranked: list[Item], relevant: set[Item], k: int) -> float:
     return len(set(ranked[:k]) & relevant) / len(relevant)
 
 
+def hit_at(ranked: list[Item], relevant: set[Item], k: int) -> float:
+    """1.0 when any relevant page is in the first k (success@k; equals recall@k for one page).
+
+    >>> hit_at([("a", 1), ("a", 2)], {("a", 2), ("b", 0)}, 2)
+    1.0
+    """
+    return 1.0 if set(ranked[:k]) & relevant else 0.0
+
+
 def ndcg_at(ranked: list[Item], relevant: set[Item], k: int) -> float:
     """Binary-gain nDCG: 1.0 when the relevant pages fill the first ranks.
 
@@ -45,6 +54,7 @@ METRICS = {
     "R@1": lambda r, rel: recall_at(r, rel, 1),
     "R@5": lambda r, rel: recall_at(r, rel, 5),
     "R@10": lambda r, rel: recall_at(r, rel, 10),
+    "Hit@5": lambda r, rel: hit_at(r, rel, 5),
     "nDCG@5": lambda r, rel: ndcg_at(r, rel, 5),
     "MRR@10": lambda r, rel: mrr_at(r, rel, 10),
 }

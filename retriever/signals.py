@@ -1,0 +1,82 @@
+"""Per-index caches behind the search signals: BM25 indexes and page head vectors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from indexer.catalog import Catalog, PageTable
+from indexer.store import VectorStore
+from retriever.bm25 import Bm25Index
+
+HEAD_TOKENS = 32  # tokens that make a page's head vector (its title or heading)
+HEAD_WORDS = 40  # words of a page's head for BM25
+PROFILE_WORDS = 100  # words of a document's start, with its file name and title, for BM25
+
+
+def _page_heads(catalog: Catalog) -> tuple[np.ndarray, list[str]]:
+    ids, texts = catalog.page_texts()
+    return ids, [" ".join(t.split(" ")[:HEAD_WORDS]) for t in texts]
+
+
+class SignalCache:
+    """Lazily built, generation-stamped caches for one index folder.
+
+    Every cache is rebuilt when the catalog's generation changes (any add or remove).
+    """
+
+    def __init__(self, directory: Path, catalog: Catalog, store: VectorStore):
+        self.directory = Path(directory)
+        self.catalog = catalog
+        self.store = store
+        self._cache: dict[str, tuple[int, object]] = {}
+
+    def _get(self, name: str, build):
+        generation = self.catalog.generation()
+        hit = self._cache.get(name)
+        if hit is None or hit[0] != generation:
+            self._cache[name] = (generation, build(generation))
+        return self._cache[name][1]
+
+    def _bm25(self, name: str, corpus) -> Bm25Index:
+        return self._get(name, lambda g: Bm25Index.load_or_build(
+            self.directory / "cache" / name, g, corpus))
+
+    def page_bm25(self) -> Bm25Index:
+        """Over each page's whole text."""
+        return self._bm25("bm25-pages", self.catalog.page_texts)
+
+    def head_bm25(self) -> Bm25Index:
+        """Over each page's first words (titles, headings)."""
+        return self._bm25("bm25-heads", lambda: _page_heads(self.catalog))
+
+    def profile_bm25(self) -> Bm25Index:
+        """Over each document's file name, title and opening words: which document is meant."""
+        return self._bm25("bm25-profiles", lambda: self.catalog.document_texts(PROFILE_WORDS))
+
+    def document_bm25(self) -> Bm25Index:
+        """Over each document's whole text."""
+        return self._bm25("bm25-documents", self.catalog.document_texts)
+
+    def head_vectors(self, table: PageTable) -> np.ndarray:
+        """(n_pages, dim) head vectors aligned with `table` (a subset of the live pages)."""
+        def build(generation: int):
+            path = self.directory / "cache" / "heads.npz"
+            if path.exists():
+                saved = np.load(path)
+                if int(saved["generation"]) == generation:
+                    return saved["page_ids"], saved["heads"]
+            everything = self.catalog.page_table()
+            heads = self.store.head_vectors(everything, HEAD_TOKENS).astype(np.float16)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                np.savez(path, generation=generation, page_ids=everything.page_ids, heads=heads)
+            except OSError:
+                pass
+            return everything.page_ids, heads
+
+        page_ids, heads = self._get("heads", build)
+        order = np.argsort(page_ids)
+        rows = order[np.searchsorted(page_ids[order], table.page_ids)]
+        return heads[rows].astype(np.float32)
