@@ -92,20 +92,20 @@ class LocalStore(VectorStore):
         q = torch.from_numpy(np.ascontiguousarray(query, dtype=np.float32)).bfloat16()
         table = self.tokens.view()
         starts, counts = pages.vec_start, pages.vec_count
+        ends = np.cumsum(counts)
         i = 0
         while i < len(pages):
-            # A run of pages whose rows are contiguous and fit in one chunk.
-            j, rows = i, 0
-            while j < len(pages) and (j == i or (starts[j] == starts[j - 1] + counts[j - 1]
-                                                 and rows + counts[j] <= CHUNK_ROWS)):
-                rows += counts[j]
-                j += 1
-            lo = starts[i]
-            block = bf16_tensor(table[lo:lo + rows])
-            sims = (q @ block.T).float().numpy()  # (n_query_tokens, rows)
-            nonempty = np.flatnonzero(counts[i:j] > 0)
+            # The next pages, up to CHUNK_ROWS vectors: one matmul, one reduceat.
+            j = max(i + 1, int(np.searchsorted(ends, ends[i] - counts[i] + CHUNK_ROWS, "right")))
+            s_, c_ = starts[i:j], counts[i:j]
+            if np.all(s_[1:] == s_[:-1] + c_[:-1]):  # contiguous on disk: a view, no copy
+                rows = table[s_[0]:s_[0] + c_.sum()]
+            else:  # scattered candidates: one gather
+                rows = table[np.concatenate([np.arange(a, a + c) for a, c in zip(s_, c_)])]
+            sims = (q @ bf16_tensor(rows).T).float().numpy()  # (n_query_tokens, rows)
+            nonempty = np.flatnonzero(c_ > 0)
             if len(nonempty):
-                offsets = starts[i:j][nonempty] - lo
+                offsets = (np.cumsum(c_) - c_)[nonempty]
                 out[:, i + nonempty] = np.maximum.reduceat(sims, offsets, axis=1)
             i = j
         return out

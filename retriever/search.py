@@ -27,7 +27,7 @@ class Method(str, Enum):
 DEFAULT_METHOD = Method.hybrid
 
 # hybrid, measured on the FinanceBench dev set (README, "How hybrid ranks"). Page signals:
-PAGE_WEIGHTS = {"dense": 1.0, "head": 1.0, "maxsim": 1.0, "bm25_head": 0.5}
+PAGE_WEIGHTS = {"dense": 1.0, "head": 1.0, "maxsim": 0.5, "bm25_head": 0.5}
 # Document signals (which document is meant), added to every page of the document; they only
 # matter when several documents are searched.
 DOC_WEIGHTS = {"profile": 0.5, "document": 0.5}

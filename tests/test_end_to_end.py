@@ -121,3 +121,32 @@ def test_ocr_reads_an_image_only_page(tmp_path, encoder):
     plain = Index.create(tmp_path / "ix-off", encoder=encoder)
     report = plain.add([pdf], ocr="off")
     assert report.ocr_pages == 0 and report.empty_pages == 1
+
+
+def test_tesseract_ocr_when_installed(tmp_path, encoder):
+    import shutil
+
+    if not shutil.which("tesseract"):
+        pytest.skip("tesseract is not installed (apt-get install tesseract-ocr tesseract-ocr-eng)")
+    pdf = write_image_only_pdf(tmp_path / "scan.pdf",
+                               "Glaciers carve U-shaped valleys as the ice grinds the bedrock.")
+    index = Index.create(tmp_path / "ix", encoder=encoder)
+    report = index.add([pdf], ocr="tesseract")
+    assert report.ocr_pages == 1
+    hit = index.search("glaciers valleys", k=1)[0]
+    assert hit.text_source == "ocr:tesseract" and "valleys" in hit.snippet.lower()
+
+
+def test_older_index_format_is_refused(tmp_path, encoder):
+    import json
+
+    from indexer.manifest import MANIFEST
+
+    index = Index.create(tmp_path / "ix", encoder=encoder)
+    index.close()
+    manifest = tmp_path / "ix" / MANIFEST
+    data = json.loads(manifest.read_text())
+    data["format_version"] = 0
+    manifest.write_text(json.dumps(data))
+    with pytest.raises(IndexMismatchError, match="format version 0"):
+        Index.open(tmp_path / "ix")
