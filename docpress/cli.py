@@ -1,4 +1,4 @@
-"""The `docpress` command line: ingest, search, ls, rm, info, eval."""
+"""The `docpress` command line: ingest, search, ls, rm, info, eval (train, distill: cli_train)."""
 
 from __future__ import annotations
 
@@ -67,7 +67,12 @@ def ingest(
     ocr: Annotated[OcrMode, typer.Option(help="OCR for pages without a text layer.")] = OcrMode.auto,
     meta: Annotated[Optional[list[str]], typer.Option(
         "--meta", help="KEY=VALUE metadata for these documents (repeatable), for filters.")] = None,
-    encoder: Annotated[str, typer.Option(help="Page encoder for a new index.")] = "text",
+    encoder: Annotated[Optional[str], typer.Option(
+        help="Page encoder for a new index: text (the default) or optical.", show_default=False)] = None,
+    weights: Annotated[Optional[Path], typer.Option(
+        help="Optical lane: a docpress optical model folder or a DeepSeek-OCR checkpoint.")] = None,
+    mode: Annotated[Optional[str], typer.Option(
+        help="Optical lane resolution: tiny, small, base, large or gundam (default: the model's).")] = None,
     store: Annotated[Optional[str], typer.Option(
         help="Vector store for a new index: local (embedded, the default), "
              "qdrant://HOST:PORT/COLLECTION or qdrant+path:DIR/COLLECTION.")] = None,
@@ -78,9 +83,17 @@ def ingest(
 
     from docpress.index import Index, default_index_path
 
+    from indexer.manifest import MANIFEST
+
     metadata = _parse_meta(meta)
     target = index or default_index_path()
-    idx = _run(lambda: Index.create(target, encoder=encoder, store=store))
+    options = {k: v for k, v in (("weights", weights and str(weights)), ("mode", mode)) if v}
+    if options and encoder != "optical":
+        _fail("--weights and --mode are options of --encoder optical")
+    if encoder is None and (target / MANIFEST).exists():
+        idx = _run(lambda: Index.open(target, store=store))  # the encoder the index was built with
+    else:
+        idx = _run(lambda: Index.create(target, encoder=encoder or "text", store=store, **options))
     skipped_lines = []
 
     def on_skip(item) -> None:
@@ -226,6 +239,12 @@ def evaluate(
     for m, metrics in results.items():
         table.add_row(m, *(f"{metrics[c]:.1f}" for c in columns))
     out.print(table)
+
+
+from docpress.cli_train import distill, train  # noqa: E402 - they use the helpers above
+
+app.command()(train)
+app.command()(distill)
 
 
 def main() -> None:  # pragma: no cover - entry point for `python -m docpress`

@@ -74,8 +74,10 @@ class Index:
             return cls.open(directory, encoder=enc, store=store)
         directory.mkdir(parents=True, exist_ok=True)
         store = _normalize_store(store or "local", directory)
+        options = enc.options() if callable(getattr(enc, "options", None)) else {}
         manifest = Manifest(encoder_id=enc.id, encoder_config=enc.config(),
-                            encoder_hash=enc.config_hash(), dim=enc.dim, store=store)
+                            encoder_hash=enc.config_hash(), dim=enc.dim, store=store,
+                            encoder_options=options)
         index = cls(directory, manifest, enc)
         manifest.save(directory)  # last: a folder without a manifest is no index yet
         return index
@@ -178,6 +180,12 @@ def _encoder_for(manifest: Manifest, name: str) -> Encoder:
     """Rebuild the encoder the manifest describes (its recorded options), or the named one."""
     if name != manifest.encoder_id:
         return load_encoder(name)
+    if name == "optical":
+        # the weights path and mode live in the options; the config records only their hash
+        if not manifest.encoder_options:
+            raise DocpressError("this optical index records no encoder options (weights path); open "
+                                "it with Index.open(DIR, encoder=load_encoder('optical', weights=...))")
+        return load_encoder(name, **manifest.encoder_options)
     options = {k: v for k, v in manifest.encoder_config.items() if k in ("max_length", "overlap")}
     model = manifest.encoder_config.get("model")
     if model and model != "all-MiniLM-L6-v2":

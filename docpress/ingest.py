@@ -9,7 +9,7 @@ from typing import Callable, Iterable
 
 from docpress.encoders.base import Encoder
 from docpress.errors import DocpressError, PdfError
-from docpress.render import Page, open_document, read_pages
+from docpress.render import Page, open_document, read_pages, render_pages
 from docpress.text import OcrMode, fill_text, resolve_ocr
 from indexer.catalog import Catalog, PageRow
 from indexer.store import StoredPage, VectorStore
@@ -88,8 +88,17 @@ def ingest_file(path: Path, catalog: Catalog, store: VectorStore, encoder: Encod
     rows, stored = [], []
     batch: list[Page] = []
 
+    needs_images = getattr(encoder, "needs_images", False)
+
     def flush() -> None:
-        vectors = encoder.encode_pages(batch)
+        if needs_images:
+            _attach_images(path, batch, encoder)
+        try:
+            vectors = encoder.encode_pages(batch)
+        finally:
+            if needs_images:
+                for page in batch:
+                    page.image = None  # a batch of page images is megabytes: free them now
         for page, vec in zip(batch, vectors):
             page_id = first_id + len(rows)
             rows.append(PageRow(doc_id=-1, number=page.number, width=page.width,
@@ -130,6 +139,21 @@ def ingest_file(path: Path, catalog: Catalog, store: VectorStore, encoder: Encod
         store.remove(old_pages)
     (report.replaced if existing else report.added).append(key)
     report.pages += len(rows)
+
+
+def _attach_images(path: Path, pages: list[Page], encoder: Encoder) -> None:
+    """Render the batch's pages (one opening of the file) at the DPI the encoder asks for.
+
+    Unreadable pages (no size) get image None, which the encoder turns into no vectors.
+    """
+    readable = [p for p in pages if p.width and p.height]
+    dpi_of = getattr(encoder, "render_dpi", None)
+    dpis = [dpi_of(p) if dpi_of else 150 for p in readable]
+    images = render_pages(path, [p.number for p in readable], dpis) if readable else []
+    for page in pages:
+        page.image = None
+    for page, image in zip(readable, images):
+        page.image = image
 
 
 def ingest(paths: Iterable[str | Path], catalog: Catalog, store: VectorStore, encoder: Encoder,

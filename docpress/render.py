@@ -7,7 +7,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from docpress.errors import PdfError
 
@@ -191,5 +191,35 @@ def render_page(path: Path, number: int, dpi: int = 150):
             raise PdfError(str(path), f"page {number} out of range (0..{doc.page_count - 1})")
         pix = doc.load_page(number).get_pixmap(dpi=dpi, alpha=False)
         return Image.frombytes("RGB", (pix.width, pix.height), pix.samples)
+    finally:
+        doc.close()
+
+
+def render_pages(path: Path, numbers: Sequence[int], dpi: int | Sequence[int] = 150) -> list:
+    """Render several pages with one opening of the document: PIL images (RGB), in order.
+
+    dpi: one DPI for all pages, or one per page (pages of one file can differ in size).
+    A page that fails to render gives None (logged), like an unreadable page in read_pages.
+    """
+    from PIL import Image
+
+    dpis = [dpi] * len(numbers) if isinstance(dpi, (int, float)) else list(dpi)
+    if len(dpis) != len(numbers):
+        raise ValueError(f"{len(numbers)} pages but {len(dpis)} DPIs")
+    if any(not d or d <= 0 for d in dpis):
+        raise ValueError(f"dpi must be positive, got {dpi}")
+    doc = _open(Path(path))
+    try:
+        images = []
+        for number, page_dpi in zip(numbers, dpis):
+            if not 0 <= number < doc.page_count:
+                raise PdfError(str(path), f"page {number} out of range (0..{doc.page_count - 1})")
+            try:
+                pix = doc.load_page(number).get_pixmap(dpi=int(page_dpi), alpha=False)
+                images.append(Image.frombytes("RGB", (pix.width, pix.height), pix.samples))
+            except Exception as exc:  # one damaged page must not lose the rest of the file
+                log.warning("%s: page %d could not be rendered (%s)", path, number + 1, _one_line(exc))
+                images.append(None)
+        return images
     finally:
         doc.close()

@@ -22,6 +22,9 @@ class Manifest:
     dim: int
     store: str = "local"  # "local", or a Qdrant location (qdrant://host:port/collection, path)
     compression: dict = field(default_factory=lambda: {"quantize": "bf16"})
+    # How to rebuild the encoder (e.g. the optical lane's weights path and mode). Not part of
+    # encoder_hash: a moved weights folder changes the options, never what the vectors mean.
+    encoder_options: dict = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
     created_at: float = field(default_factory=time.time)
 

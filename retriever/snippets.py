@@ -31,9 +31,12 @@ def best_window(n_words: int, focus: np.ndarray, weights: np.ndarray,
 
 
 def snippet(text: str, page_vectors, query: np.ndarray, width: int = SNIPPET_WORDS) -> tuple[str, list]:
-    """The best-matching text of a page and the boxes of the words that matched.
+    """The best-matching text of a page and the boxes of the regions that matched.
 
     page_vectors: PageVectors of the page; query: (n_query_tokens, dim) float32.
+    Vectors tied to no word (words == -1, e.g. the optical lane's grid cells) do not place the
+    text window, which then falls back to the page's opening words; their boxes are still
+    returned, as they show where on the page the query matched.
     """
     words = text.split(" ") if text else []
     if not words:
@@ -44,9 +47,10 @@ def snippet(text: str, page_vectors, query: np.ndarray, width: int = SNIPPET_WOR
     best = sims.argmax(1)
     focus = page_vectors.words[best].astype(np.int64)
     weights = np.clip(sims.max(1), 0.0, None)
-    start, end = best_window(len(words), focus, weights, width)
+    worded = focus >= 0  # a -1 must not count as the page's first word
+    start, end = best_window(len(words), focus[worded], weights[worded], width)
     prefix = "… " if start > 0 else ""
     suffix = " …" if end < len(words) else ""
-    keep = (focus >= start) & (focus < end)
+    keep = ~worded | ((focus >= start) & (focus < end))
     boxes = [tuple(round(float(c), 1) for c in page_vectors.boxes[i]) for i in np.unique(best[keep])]
     return prefix + " ".join(words[start:end]) + suffix, boxes

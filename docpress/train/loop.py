@@ -1,0 +1,169 @@
+"""The training loop: AdamW on a lane's trainable parts, ColPali loss, seed, time budget, metrics."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from docpress.errors import DocpressError
+from docpress.train.data import TrainSet
+from docpress.train.lanes import Lane
+from docpress.train.loss import DEFAULT_TEMPERATURE, cell_regression_loss, colpali_loss, maxsim_scores, pad
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of one run.
+
+    steps: optimizer steps (an upper bound when max_seconds is set).
+    batch_size: pages per step, each with one of its queries (in-batch negatives: the others).
+    temperature: softmax temperature of the ColPali loss (scores are per-token means).
+    cell_weight: weight of the cell regression term (needs targets); 0 turns it off.
+    warmup: steps of linear learning-rate warm-up.
+    max_seconds: stop after this much wall time (None: no limit).
+    """
+
+    steps: int = 500
+    batch_size: int = 16
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    temperature: float = DEFAULT_TEMPERATURE
+    cell_weight: float = 0.0
+    warmup: int = 20
+    seed: int = 0
+    max_seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 2:
+            raise DocpressError("training needs at least 1 step and batches of at least 2 pages")
+        if self.temperature <= 0 or self.lr <= 0:
+            raise DocpressError("the temperature and the learning rate must be positive")
+
+
+@dataclass
+class StepInfo:
+    """Passed to the progress callback after every step."""
+
+    step: int
+    steps: int
+    loss: float
+    contrastive: float
+    cell: float
+    seconds: float
+
+
+@dataclass
+class TrainReport:
+    """What a run did: steps taken, why it stopped, time, and the loss per step."""
+
+    steps: int
+    stopped: str  # "steps" or "time"
+    seconds: float
+    losses: list[float] = field(default_factory=list)
+    config: dict = field(default_factory=dict)
+
+    @property
+    def final_loss(self) -> float:
+        tail = self.losses[-20:]
+        return float(np.mean(tail)) if tail else float("nan")
+
+
+def fit(lane: Lane, data: TrainSet, config: TrainConfig,
+        on_step: Callable[[StepInfo], None] | None = None) -> TrainReport:
+    """Train the lane's trainable parts in place; deterministic on a CPU for a given seed."""
+    if config.cell_weight and not data.targets:
+        raise DocpressError("the cell regression term needs teacher targets (distill builds them)")
+    params = lane.parameters()
+    if not params:
+        raise DocpressError("the lane has nothing to train")
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    batches = data.batches(config.batch_size, rng)
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    warmup = max(1, config.warmup)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
+    targets = _target_cache(lane, data) if config.cell_weight else None
+    report = TrainReport(0, "steps", 0.0, config=asdict(config))
+    started = time.perf_counter()
+    lane.train(True)
+    try:
+        for step in range(config.steps):
+            if config.max_seconds is not None and time.perf_counter() - started >= config.max_seconds:
+                report.stopped = "time"
+                break
+            page_idx, query_idx = next(batches)
+            with lane.autocast():
+                pages, page_mask = lane.page_vectors([data.pages[i] for i in page_idx])
+                queries, query_mask = lane.query_vectors([data.queries[i] for i in query_idx])
+                scores = maxsim_scores(queries.float(), query_mask, pages.float(), page_mask)
+                contrastive = colpali_loss(scores, config.temperature)
+                cell = pages.new_zeros(())
+                if targets is not None:
+                    goal, _ = pad([targets[i][0] for i in page_idx])
+                    have, _ = pad([targets[i][1] for i in page_idx])  # (B, n, 1) 0/1
+                    have = have[..., 0].to(pages.device) > 0
+                    cell = cell_regression_loss(pages, goal.to(pages.device), have & page_mask)
+                loss = contrastive + config.cell_weight * cell
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            report.steps = step + 1
+            report.losses.append(float(loss.detach()))
+            if on_step:
+                on_step(StepInfo(step + 1, config.steps, report.losses[-1], float(contrastive.detach()),
+                                 float(cell.detach()),
+                                 time.perf_counter() - started))
+    finally:
+        lane.train(False)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _target_cache(lane: Lane, data: TrainSet) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per page: (n, dim) targets in the lane's space and an (n, 1) float mask, on the CPU.
+
+    Projected once, with the query projection as it is before training: the targets stay
+    fixed while the projection trains (a moving target could collapse onto the page vectors).
+    """
+    out = []
+    for page, target in zip(data.pages, data.targets):
+        n = len(page)
+        if target is None:
+            out.append((torch.zeros((n, lane.dim)), torch.zeros((n, 1))))
+            continue
+        raw, mask = target
+        mapped = torch.nn.functional.normalize(lane.target_vectors(torch.as_tensor(raw)).float(), dim=-1)
+        out.append((mapped.cpu(), torch.as_tensor(mask, dtype=torch.float32).reshape(-1, 1)))
+    return out
+
+
+def score_matrix(lane: Lane, queries: list, pages: list, batch: int = 64) -> np.ndarray:
+    """(n_queries, n_pages) MaxSim scores (per-token means) with the lane as it is now."""
+    lane.train(False)
+    with torch.no_grad(), lane.autocast():
+        page_parts = [lane.page_vectors(pages[b:b + batch]) for b in range(0, len(pages), batch)]
+        rows = []
+        for b in range(0, len(queries), batch):
+            q, q_mask = lane.query_vectors(queries[b:b + batch])
+            rows.append(torch.cat([maxsim_scores(q.float(), q_mask, p.float(), m)
+                                   for p, m in page_parts], dim=1).cpu())
+    return torch.cat(rows).numpy() if rows else np.zeros((0, len(pages)), np.float32)
+
+
+def retrieval_metrics(scores: np.ndarray, positives: np.ndarray) -> dict[str, float]:
+    """Recall@1, Recall@5 and MRR (percent) of each query's page among all pages.
+
+    >>> retrieval_metrics(np.array([[0.9, 0.1], [0.8, 0.2]]), np.array([0, 1]))
+    {'R@1': 50.0, 'R@5': 100.0, 'MRR': 75.0}
+    """
+    if len(scores) == 0:
+        return {"R@1": 0.0, "R@5": 0.0, "MRR": 0.0}
+    own = scores[np.arange(len(scores)), positives]
+    rank = (scores >= own[:, None]).sum(1)  # ties count against the query (pessimistic)
+    return {"R@1": float(100 * (rank == 1).mean()), "R@5": float(100 * (rank <= 5).mean()),
+            "MRR": float(100 * (1.0 / rank).mean())}

@@ -1,0 +1,344 @@
+"""The compressed vector store: page codes in append-only memory-mapped files, scored on the codes.
+
+Layout of the store folder:
+- codec/            the fitted Compressor (codec.json, codec.npz): how pages and queries are coded;
+- codes.u8          (n_rows, code_bytes) uint8, the quantized token vectors;
+- boxes.f16|boxes.u8 (n_rows, 4): float16 boxes, or bytes relative to the page's frame;
+- words.i32|words.u16 (n_rows, 1): each row's word index (u16: 65535 means none);
+- frames.f64        (n_pages, 5) float64: vec_start and frame (x0, y0, x1, y1), u8 boxes only;
+- pooled.u8         (n_pooled, pooled_bytes) uint8, the quantized window summaries.
+As in the bf16 store, rows become reachable only once the catalog records their location.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from docpress.compress import CompressedPage, Compressor
+from docpress.encoders.base import PageVectors
+from docpress.errors import DocpressError, IndexMismatchError
+from indexer.catalog import PageTable
+from indexer.segments import AppendOnlyArray
+from indexer.store import Location, StoredPage, VectorStore
+
+# Rows scored per block: bounds the (rows, n_query_tokens) score block to some tens of MB.
+CHUNK_ROWS = 1 << 17
+CODEC_DIR = "codec"
+NO_WORD_U16 = 65535
+
+
+class CompressedStore(VectorStore):
+    """Page vectors as codes of a fitted Compressor; MaxSim runs on the codes.
+
+    maxsim: per query token, the best code score on each page (a matmul for fp16/bf16/int8, table
+    lookups for pq and binary), summed. When the quantizer's scores are not dot products of the
+    decoded vectors (binary Hamming) and `rerank` > 0, the best `rerank` pages are decoded and
+    rescored in float; they then rank above every other page, whose code scores are shifted
+    below theirs (the order among the rest is the code order).
+    """
+
+    name = "compressed"
+
+    def __init__(self, directory: Path, compressor: Compressor | None = None,
+                 rerank: int | None = None, expected: dict | str | None = None):
+        self.dir = Path(directory)
+        codec = self.dir / CODEC_DIR
+        if (codec / "codec.json").exists():
+            saved = Compressor.load(codec, expected)
+            if compressor is not None and compressor.fingerprint() != saved.fingerprint():
+                raise IndexMismatchError(f"the store at {self.dir} was coded with another codec "
+                                         f"({saved.fingerprint()}, not {compressor.fingerprint()})")
+            compressor = saved
+        elif compressor is None:
+            raise DocpressError(f"no compressed store at {self.dir}: compress an index into it first")
+        elif not compressor.fitted:
+            raise DocpressError("a new compressed store needs a fitted compressor (fit it on a sample)")
+        else:
+            if expected is not None:
+                compressor.check_config(expected)
+            self.dir.mkdir(parents=True, exist_ok=True)
+            compressor.save(codec)
+        self.compressor = compressor
+        self.rerank = compressor.rerank if rerank is None else int(rerank)
+        self.dim = compressor.dim
+        self.codes = AppendOnlyArray(self.dir / "codes.u8", (compressor.code_bytes,), "uint8")
+        if compressor.boxes_format == "u8":
+            self.boxes = AppendOnlyArray(self.dir / "boxes.u8", (4,), "uint8")
+            self.frames: AppendOnlyArray | None = AppendOnlyArray(self.dir / "frames.f64", (5,), "float64")
+        else:
+            self.boxes = AppendOnlyArray(self.dir / "boxes.f16", (4,), "float16")
+            self.frames = None
+        wdtype = "uint16" if compressor.words_format == "u16" else "int32"
+        self.words = AppendOnlyArray(self.dir / f"words.{compressor.words_format}", (1,), wdtype)
+        self.pooled = AppendOnlyArray(self.dir / "pooled.u8", (compressor.pooled_bytes,), "uint8")
+        self._frame_map: dict[int, np.ndarray] = {}
+        self._frame_rows = 0
+
+    # -- writing ------------------------------------------------------------------------
+    def add(self, pages: list[StoredPage], words: list[list[str] | None] | None = None) -> list[Location]:
+        """Compress and store pages. words: per page its text split on " " (the text lane's
+        pruning needs it; None where unknown). Without it, a StoredPage's own `words`
+        attribute is used where it has one."""
+        if not pages:
+            return []
+        if words is not None and len(words) != len(pages):
+            raise DocpressError("add: give one word list (or None) per page")
+        if words is None:
+            words = [getattr(p, "words", None) for p in pages]
+        compressed = [self.compressor.compress_page(p.vectors, w) for p, w in zip(pages, words)]
+        return self.add_compressed(compressed)
+
+    def add_compressed(self, pages: list[CompressedPage]) -> list[Location]:
+        """Store pages already compressed by this store's compressor."""
+        if not pages:
+            return []
+        start = self._aligned_row_start()
+        n_rows = sum(len(p) for p in pages)
+        codes = np.concatenate([p.codes for p in pages]) if n_rows else \
+            np.zeros((0, self.compressor.code_bytes), np.uint8)
+        boxes = np.concatenate([p.boxes for p in pages]) if n_rows else np.zeros((0, 4), np.float32)
+        words = np.concatenate([p.words for p in pages]) if n_rows else np.zeros(0, np.int32)
+        frames = []
+        if self.frames is not None:
+            encoded, row = [], start
+            for p in pages:
+                frame = _frame(p.boxes)
+                encoded.append(_boxes_to_u8(p.boxes, frame))
+                if len(p):
+                    frames.append([row, *frame])
+                row += len(p)
+            boxes = np.concatenate(encoded) if n_rows else np.zeros((0, 4), np.uint8)
+        else:
+            boxes = boxes.astype(np.float16)
+        tok = self.codes.append(codes)
+        box = self.boxes.append(boxes)
+        word = self.words.append(_words_to_store(words, self.words.dtype))
+        assert tok == box == word == start, "compressed vector files out of step"
+        if frames:
+            self.frames.append(np.asarray(frames, np.float64))
+        pooled = [p.pooled for p in pages if len(p.pooled)]
+        pool = self.pooled.append(np.concatenate(pooled) if pooled else
+                                  np.zeros((0, self.compressor.pooled_bytes), np.uint8))
+        out, t, q = [], tok, pool
+        for p in pages:
+            out.append(Location(t, len(p), q, len(p.pooled)))
+            t += len(p)
+            q += len(p.pooled)
+        return out
+
+    def _aligned_row_start(self) -> int:
+        """Bring the three row files to one length (a crash can leave them uneven)."""
+        n = max(len(self.codes), len(self.boxes), len(self.words))
+        for arr in (self.codes, self.boxes, self.words):
+            missing = n - len(arr)
+            if missing:
+                arr.append(np.zeros((missing, *arr.row_shape), arr.dtype))
+        return n
+
+    def remove(self, page_ids: list[int]) -> None:
+        # As in the bf16 store: rows stay until a compaction; the catalog no longer points at them.
+        return None
+
+    # -- scoring ------------------------------------------------------------------------
+    def maxsim(self, query: np.ndarray, pages: PageTable) -> np.ndarray:
+        if len(pages) == 0 or len(query) == 0:
+            return np.zeros(len(pages), np.float32)
+        q = self.compressor.transform_query(query)
+        scores = self.code_token_maxsim(q, pages).sum(0)
+        if self.rerank > 0 and not self.compressor.quantizer.exact:
+            scores = self._rerank(q, pages, scores)
+        return scores
+
+    def code_token_maxsim(self, q: np.ndarray, pages: PageTable) -> np.ndarray:
+        """(n_query_tokens, n_pages) float32: each (transformed) query token's best code score."""
+        quantizer = self.compressor.quantizer
+        prepared = quantizer.prepare(q)
+        out = np.zeros((len(pages), len(q)), np.float32)
+        table = self.codes.view()
+        starts, counts = pages.vec_start, pages.vec_count
+        i = 0
+        while i < len(pages):
+            # A run of pages whose rows are contiguous and fit in one block.
+            j, rows = i, 0
+            while j < len(pages) and (j == i or (starts[j] == starts[j - 1] + counts[j - 1]
+                                                 and rows + counts[j] <= CHUNK_ROWS)):
+                rows += counts[j]
+                j += 1
+            nonempty = np.flatnonzero(counts[i:j] > 0)
+            if len(nonempty):
+                lo = starts[i]
+                sims = quantizer.score(prepared, table[lo:lo + rows])  # (rows, n_query_tokens)
+                out[i + nonempty] = np.maximum.reduceat(sims, starts[i:j][nonempty] - lo, axis=0)
+            i = j
+        return out.T
+
+    def decoded_maxsim(self, q: np.ndarray, pages: PageTable) -> np.ndarray:
+        """(n_pages,) MaxSim of a transformed query on the pages' decoded vectors (float32)."""
+        out = np.zeros(len(pages), np.float32)
+        nonempty = np.flatnonzero(pages.vec_count > 0)
+        if len(nonempty) == 0:
+            return out
+        starts, counts = pages.vec_start[nonempty], pages.vec_count[nonempty]
+        rows = np.concatenate([np.arange(s, s + c) for s, c in zip(starts, counts)])
+        vectors = self.compressor.decode(np.asarray(self.codes.view()[rows]))
+        sims = vectors @ q.T  # (rows, n_query_tokens)
+        offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        out[nonempty] = np.maximum.reduceat(sims, offsets, axis=0).sum(1)
+        return out
+
+    def _rerank(self, q: np.ndarray, pages: PageTable, scores: np.ndarray) -> np.ndarray:
+        k = min(self.rerank, len(pages))
+        top = np.argpartition(-scores, k - 1)[:k] if k < len(pages) else np.arange(len(pages))
+        exact = self.decoded_maxsim(q, pages.subset(top))
+        final = scores.astype(np.float32).copy()
+        rest = np.ones(len(pages), bool)
+        rest[top] = False
+        if rest.any():
+            gap = float(exact.min()) - float(final[rest].max())
+            if gap <= 0:
+                final[rest] += gap - 1e-3
+        final[top] = exact
+        return final
+
+    def dense(self, pooled: np.ndarray, pages: PageTable) -> np.ndarray:
+        width = int(pages.pool_count.max()) if len(pages) else 1
+        out = np.full((len(pages), max(width, 1)), -np.inf, np.float32)
+        if len(pages) == 0 or len(self.pooled) == 0:
+            return out
+        q = self.compressor.transform_pooled(pooled)
+        quantizer = self.compressor.pooled_quantizer
+        sims = quantizer.score(quantizer.prepare(q), self.pooled.view())[:, 0]
+        for w in range(width):
+            has = pages.pool_count > w
+            out[has, w] = sims[pages.pool_start[has] + w]
+        return out
+
+    # -- reading back -------------------------------------------------------------------
+    def compressed_page(self, location: Location) -> CompressedPage:
+        """One page's stored codes, boxes (decoded) and words."""
+        s, n = location.vec_start, location.vec_count
+        ps, pn = location.pool_start, location.pool_count
+        raw = self.boxes.rows(s, n)
+        if self.frames is not None:
+            boxes = _boxes_from_u8(raw, self._frame(s) if n else np.zeros(4))
+        else:
+            boxes = raw.astype(np.float32)
+        return CompressedPage(self.codes.rows(s, n), boxes, _words_from_store(self.words.rows(s, n)),
+                              self.pooled.rows(ps, pn), n)
+
+    def page_vectors(self, page_id: int, location: Location) -> PageVectors:
+        """The page's vectors decoded back into the encoder's space (approximate: compressed)."""
+        return self.compressor.decode_page(self.compressed_page(location))
+
+    def _frame(self, vec_start: int) -> np.ndarray:
+        if len(self.frames) != self._frame_rows:
+            rows = self.frames.view()
+            self._frame_map = {int(r[0]): np.asarray(r[1:]) for r in rows}
+            self._frame_rows = len(rows)
+        frame = self._frame_map.get(int(vec_start))
+        if frame is None:
+            raise DocpressError(f"compressed store at {self.dir} lacks the frame of rows at "
+                                f"{vec_start}; re-compress the index")
+        return frame
+
+    def nbytes(self) -> int:
+        files = [self.codes, self.boxes, self.words, self.pooled]
+        if self.frames is not None:
+            files.append(self.frames)
+        codec = sum(p.stat().st_size for p in (self.dir / CODEC_DIR).glob("*") if p.is_file())
+        return sum(a.nbytes() for a in files) + codec
+
+
+# -- box and word storage ------------------------------------------------------------------
+def _frame(boxes: np.ndarray) -> np.ndarray:
+    """(4,) float64 union of a page's boxes (zeros for a page without vectors)."""
+    if len(boxes) == 0:
+        return np.zeros(4)
+    return np.concatenate([boxes[:, :2].min(0), boxes[:, 2:].max(0)]).astype(np.float64)
+
+
+def _boxes_to_u8(boxes: np.ndarray, frame: np.ndarray) -> np.ndarray:
+    """Boxes as bytes of the frame, rounded outwards so a decoded box covers the original."""
+    if len(boxes) == 0:
+        return np.zeros((0, 4), np.uint8)
+    lo, span = np.tile(frame[:2], 2), np.tile(np.maximum(frame[2:] - frame[:2], 1e-6), 2)
+    t = (boxes.astype(np.float64) - lo) / span * 255.0
+    t[:, :2] = np.floor(t[:, :2] + 1e-9)
+    t[:, 2:] = np.ceil(t[:, 2:] - 1e-9)
+    return np.clip(t, 0, 255).astype(np.uint8)
+
+
+def _boxes_from_u8(codes: np.ndarray, frame: np.ndarray) -> np.ndarray:
+    lo, span = np.tile(frame[:2], 2), np.tile(np.maximum(frame[2:] - frame[:2], 1e-6), 2)
+    return (lo + codes.astype(np.float64) / 255.0 * span).astype(np.float32)
+
+
+def _words_to_store(words: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    words = np.asarray(words, np.int64).reshape(-1, 1)
+    if dtype == np.uint16:  # 65535 marks "no word"; larger indices (pages past 65k words) clip
+        return np.where(words < 0, NO_WORD_U16, np.minimum(words, NO_WORD_U16 - 1)).astype(np.uint16)
+    return words.astype(np.int32)
+
+
+def _words_from_store(words: np.ndarray) -> np.ndarray:
+    words = words.reshape(-1)
+    if words.dtype == np.uint16:
+        return np.where(words == NO_WORD_U16, -1, words.astype(np.int32)).astype(np.int32)
+    return words.astype(np.int32)
+
+
+# -- building from a bf16 store --------------------------------------------------------------
+def build_compressed_store(src: VectorStore, table: PageTable,
+                           page_words: dict[int, list[str]] | None, compressor: Compressor,
+                           out_dir: Path, sample_vectors: int = 300_000, chunk_pages: int = 256,
+                           seed: int = 0,
+                           progress: Callable[[int, int], None] | None = None,
+                           ) -> tuple[CompressedStore, dict[int, Location]]:
+    """Re-encode an existing store's pages into a new compressed store under `out_dir`.
+
+    Fits the compressor first when it is not fitted: on random pages holding about
+    `sample_vectors` vectors (before pruning), with IDF counts from every page's words. Pages are
+    read and written `chunk_pages` at a time, in the table's order. Returns the store and the new
+    location of every page (what the catalog must point at to search the compressed store).
+    page_words: page id -> its text split on " " (None: no text, e.g. the optical lane).
+    """
+    out_dir = Path(out_dir)
+    if (out_dir / "codes.u8").exists():
+        raise DocpressError(f"{out_dir} already holds a compressed store; choose an empty folder")
+    page_words = page_words or {}
+
+    def location(i: int) -> Location:
+        return Location(int(table.vec_start[i]), int(table.vec_count[i]),
+                        int(table.pool_start[i]), int(table.pool_count[i]))
+
+    if not compressor.fitted:
+        order = [i for i in range(len(table)) if table.vec_count[i] > 0]
+        random.Random(seed).shuffle(order)
+        sample, total = [], 0
+        for i in order:
+            if total >= sample_vectors:
+                break
+            sample.append(i)
+            total += int(table.vec_count[i])
+        if not sample:
+            raise DocpressError("the index has no vectors to fit the compressor on")
+        sample.sort()
+        pages = [src.page_vectors(int(table.page_ids[i]), location(i)) for i in sample]
+        words = [page_words.get(int(table.page_ids[i])) for i in sample]
+        compressor.fit(pages, words, vocabulary=page_words.values() if page_words else None,
+                       seed=seed)
+    store = CompressedStore(out_dir, compressor)
+    locations: dict[int, Location] = {}
+    for lo in range(0, len(table), chunk_pages):
+        idx = range(lo, min(lo + chunk_pages, len(table)))
+        stored = [StoredPage(int(table.page_ids[i]), int(table.doc_ids[i]),
+                             src.page_vectors(int(table.page_ids[i]), location(i))) for i in idx]
+        locs = store.add(stored, [page_words.get(p.page_id) for p in stored])
+        locations.update({p.page_id: loc for p, loc in zip(stored, locs)})
+        if progress:
+            progress(idx.stop, len(table))
+    return store, locations
