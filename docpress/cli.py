@@ -82,7 +82,6 @@ def ingest(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from docpress.index import Index, default_index_path
-
     from indexer.manifest import MANIFEST
 
     metadata = _parse_meta(meta)
@@ -90,8 +89,8 @@ def ingest(
     options = {k: v for k, v in (("weights", weights and str(weights)), ("mode", mode)) if v}
     if options and encoder != "optical":
         _fail("--weights and --mode are options of --encoder optical")
-    if encoder is None and (target / MANIFEST).exists():
-        idx = _run(lambda: Index.open(target, store=store))  # the encoder the index was built with
+    if (target / MANIFEST).exists() and not options:  # the encoder the index was built with
+        idx = _run(lambda: Index.open(target, encoder=encoder, store=store))
     else:
         idx = _run(lambda: Index.create(target, encoder=encoder or "text", store=store, **options))
     skipped_lines = []

@@ -74,7 +74,8 @@ def distill(
              "far from its teacher learns faster).")] = 0.05,
     clip_layers: ClipLayersOpt = 0,
     cell_weight: Annotated[float, typer.Option(
-        help="Weight of pulling each grid cell toward the text lane's vectors of its words (0: off).")] = 1.0,
+        help="Weight of pulling each grid cell toward the text lane's vectors of its words (0: off; "
+             "it helped on large print, 1-3, and hurt on dense 10-K pages at 640 px).")] = 0.0,
     minutes: MinutesOpt = None,
     seed: SeedOpt = 0,
     ocr: OcrOpt = OcrMode.auto,
@@ -94,9 +95,10 @@ def distill(
                                       cell_weight=cell_weight, seed=seed,
                                       max_seconds=minutes * 60 if minutes else None))
     options = DistillOptions(queries_per_page=queries_per_page, holdout=holdout, seed=seed)
-    text, lane = _run(lambda: _build(weights, mode, clip_layers, need_text=True))
+    text, lane = _run(lambda: _build(weights, mode, clip_layers, need_text=cell_weight > 0))
+    teacher = text if cell_weight > 0 else None  # the teacher's page vectors only feed the cell term
     _train(lane, config, out, as_json,
-           lambda progress: distill_set(files, lane, text, options, ocr, progress), f"{len(files)} PDFs")
+           lambda progress: distill_set(files, lane, teacher, options, ocr, progress), f"{len(files)} PDFs")
 
 
 def _build(weights: Path, mode: str | None, clip_layers: int, need_text: bool):
@@ -151,15 +153,16 @@ def _train(lane, config, out: Path, as_json: bool, build, source: str) -> None:
     path = _run(lambda: lane.save(out))
     result = {"out": str(path), "source": source, "pages": len(data.pages), "queries": len(data.queries),
               "steps": report.steps, "stopped": report.stopped, "seconds": round(report.seconds, 2),
-              "first_loss": report.losses[0] if report.losses else None, "final_loss": report.final_loss,
+              "first_loss": report.losses[0] if report.losses else None,
+              "final_loss": report.final_loss if report.losses else None,
               "held_out": {"queries": len(data.eval_queries), "before": before, "after": after}}
     if as_json:
         print(json.dumps(result, indent=2))
         return
     line = (f"trained on {len(data.queries)} queries over {len(data.pages)} pages ({source}): "
             f"{report.steps} steps in {report.seconds:.1f}s"
-            f"{' (time budget reached)' if report.stopped == 'time' else ''}, "
-            f"loss {result['first_loss']:.3f} -> {report.final_loss:.3f}")
+            f"{' (time budget reached)' if report.stopped == 'time' else ''}"
+            + (f", loss {result['first_loss']:.3f} -> {report.final_loss:.3f}" if report.losses else ""))
     if before and after:
         line += (f"; held-out Recall@1 {before['R@1']:.0f}% -> {after['R@1']:.0f}% "
                  f"({len(data.eval_queries)} queries)")

@@ -251,6 +251,8 @@ def test_config_round_trip_and_presets():
     for preset in ("none", "balanced", "compact", "tiny"):
         config = Compressor.from_config(preset).config()
         assert Compressor.from_config(config).config() == config
+    # The manifest's current default is the "none" preset.
+    assert Compressor.from_config({"quantize": "bf16"}).config() == Compressor.from_config("none").config()
     custom = Compressor.from_config({"preset": "compact", "quantize": {"kind": "pq", "m": 8}}).config()
     assert custom["quantize"] == {"kind": "pq", "m": 8}
     assert custom["merge"] == Compressor.from_config("compact").config()["merge"]

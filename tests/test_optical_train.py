@@ -328,6 +328,11 @@ def test_cli_ingest_with_the_optical_encoder(trained, pdfs, tmp_path, shared_tex
     assert json.loads(result.stdout)["pages"] == PAGES_PER_PDF
     result = runner.invoke(app, ["ingest", str(pdfs[3]), "--index", ix, "--weights", str(trained.dir)])
     assert result.exit_code == 1 and "--encoder optical" in result.stderr
+    result = runner.invoke(app, ["ingest", str(pdfs[3]), "--index", ix, "--encoder", "optical", "--json"])
+    assert result.exit_code == 0, result.output  # named, without --weights: rebuilt from the manifest
+    assert json.loads(result.stdout)["pages"] == PAGES_PER_PDF
+    result = runner.invoke(app, ["ingest", str(pdfs[3]), "--index", ix, "--encoder", "text"])
+    assert result.exit_code == 1 and "built with encoder optical" in result.stderr
     result = runner.invoke(app, ["ingest", str(pdfs[3]), "--index", str(tmp_path / "new"), "--encoder",
                                  "optical", "--weights", str(tmp_path / "nowhere")])
     assert result.exit_code == 1 and result.stderr.count("\n") == 1 and "--weights" in result.stderr

@@ -43,7 +43,7 @@ PRESETS: dict[str, dict] = {
         "prune": _TEXT_PRUNE,
         "merge": {"method": "ward", "pool_factor": 3.0},
         "quantize": {"kind": "binary", "asymmetric": True},
-        "pooled": {"reduce": {"method": "pca", "dims": 128}, "quantize": {"kind": "int8"}},
+        "pooled": {"quantize": {"kind": "binary", "asymmetric": True}},
         "meta": _SMALL_META,
     },
     # Under 4 KB a page: a quarter of the vectors, 192 rotated PCA axes, 1 bit each.
@@ -52,7 +52,7 @@ PRESETS: dict[str, dict] = {
         "merge": {"method": "ward", "pool_factor": 4.0},
         "reduce": {"method": "pca", "dims": 192, "rotate": True},
         "quantize": {"kind": "binary", "asymmetric": True, "scaled": True},
-        "pooled": {"reduce": {"method": "pca", "dims": 128, "rotate": True},
+        "pooled": {"reduce": {"method": "pca", "dims": 256, "rotate": True},
                    "quantize": {"kind": "binary", "asymmetric": True, "scaled": True}},
         "meta": _SMALL_META,
     },
@@ -62,7 +62,7 @@ PRESETS: dict[str, dict] = {
         "merge": {"method": "ward", "pool_factor": 5.0},
         "reduce": {"method": "pca", "dims": 128, "rotate": True},
         "quantize": {"kind": "binary", "asymmetric": True, "scaled": True},
-        "pooled": {"reduce": {"method": "pca", "dims": 64, "rotate": True},
+        "pooled": {"reduce": {"method": "pca", "dims": 128, "rotate": True},
                    "quantize": {"kind": "binary", "asymmetric": True, "scaled": True}},
         "meta": _SMALL_META,
     },
@@ -137,6 +137,8 @@ def normalize_config(config: dict | str | None) -> dict:
         raise DocpressError(f"unknown compression settings {sorted(unknown)}; known: "
                             f"{', '.join(sorted(_DEFAULTS))}")
     out.update(config)
+    if isinstance(out["quantize"], str):  # {"quantize": "bf16"}: today's manifests
+        out["quantize"] = {"kind": out["quantize"]}
     if out["version"] != CONFIG_VERSION:
         raise IndexMismatchError(f"compression config version {out['version']} is not "
                                  f"{CONFIG_VERSION}; re-compress the index")

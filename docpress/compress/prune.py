@@ -162,6 +162,8 @@ class LexicalPruner(Pruner):
         self.df: dict[str, int] = {}
 
     def fit(self, word_lists: Iterable[list[str]]) -> None:
+        if self.keep is None and self.adaptive is None:
+            return  # stopwords and punctuation need no statistics; keep the codec small
         counts: Counter = Counter()
         n = 0
         for words in word_lists:

@@ -80,8 +80,7 @@ def fit(lane: Lane, data: TrainSet, config: TrainConfig,
     params = lane.parameters()
     if not params:
         raise DocpressError("the lane has nothing to train")
-    torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
+    rng = np.random.default_rng(config.seed)  # batches; torch's own RNG is seeded below
     batches = data.batches(config.batch_size, rng)
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     warmup = max(1, config.warmup)
@@ -90,38 +89,45 @@ def fit(lane: Lane, data: TrainSet, config: TrainConfig,
     report = TrainReport(0, "steps", 0.0, config=asdict(config))
     started = time.perf_counter()
     lane.train(True)
-    try:
-        for step in range(config.steps):
-            if config.max_seconds is not None and time.perf_counter() - started >= config.max_seconds:
-                report.stopped = "time"
-                break
-            page_idx, query_idx = next(batches)
-            with lane.autocast():
-                pages, page_mask = lane.page_vectors([data.pages[i] for i in page_idx])
-                queries, query_mask = lane.query_vectors([data.queries[i] for i in query_idx])
-                scores = maxsim_scores(queries.float(), query_mask, pages.float(), page_mask)
-                contrastive = colpali_loss(scores, config.temperature)
-                cell = pages.new_zeros(())
-                if targets is not None:
-                    goal, _ = pad([targets[i][0] for i in page_idx])
-                    have, _ = pad([targets[i][1] for i in page_idx])  # (B, n, 1) 0/1
-                    have = have[..., 0].to(pages.device) > 0
-                    cell = cell_regression_loss(pages, goal.to(pages.device), have & page_mask)
-                loss = contrastive + config.cell_weight * cell
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            report.steps = step + 1
-            report.losses.append(float(loss.detach()))
-            if on_step:
-                on_step(StepInfo(step + 1, config.steps, report.losses[-1], float(contrastive.detach()),
-                                 float(cell.detach()),
-                                 time.perf_counter() - started))
-    finally:
-        lane.train(False)
+    # a lane with dropout draws from torch's RNG: seed it without touching the caller's state
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        try:
+            for step in range(config.steps):
+                if config.max_seconds is not None and time.perf_counter() - started >= config.max_seconds:
+                    report.stopped = "time"
+                    break
+                loss, contrastive, cell = _loss(lane, data, config, *next(batches), targets)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                report.steps = step + 1
+                report.losses.append(float(loss.detach()))
+                if on_step:
+                    on_step(StepInfo(step + 1, config.steps, report.losses[-1], float(contrastive.detach()),
+                                     float(cell.detach()), time.perf_counter() - started))
+        finally:
+            lane.train(False)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _loss(lane: Lane, data: TrainSet, config: TrainConfig, page_idx: np.ndarray, query_idx: np.ndarray,
+          targets: list | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(total, contrastive, cell) losses of one batch: query i belongs to page i."""
+    with lane.autocast():
+        pages, page_mask = lane.page_vectors([data.pages[i] for i in page_idx])
+        queries, query_mask = lane.query_vectors([data.queries[i] for i in query_idx])
+        scores = maxsim_scores(queries.float(), query_mask, pages.float(), page_mask)
+        contrastive = colpali_loss(scores, config.temperature)
+        cell = pages.new_zeros(())
+        if targets is not None:
+            goal, _ = pad([targets[i][0] for i in page_idx])
+            have, _ = pad([targets[i][1] for i in page_idx])  # (B, n, 1) 0/1
+            have = have[..., 0].to(pages.device) > 0
+            cell = cell_regression_loss(pages, goal.to(pages.device), have & page_mask)
+        return contrastive + config.cell_weight * cell, contrastive, cell
 
 
 def _target_cache(lane: Lane, data: TrainSet) -> list[tuple[torch.Tensor, torch.Tensor]]:
