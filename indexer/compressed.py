@@ -22,7 +22,7 @@ from docpress.compress import CompressedPage, Compressor
 from docpress.encoders.base import PageVectors
 from docpress.errors import DocpressError, IndexMismatchError
 from indexer.catalog import PageTable
-from indexer.segments import AppendOnlyArray
+from indexer.segments import AppendOnlyArray, align_lengths, consecutive_locations
 from indexer.store import Location, StoredPage, VectorStore
 
 # Rows scored per block: bounds the (rows, n_query_tokens) score block to some tens of MB.
@@ -96,7 +96,7 @@ class CompressedStore(VectorStore):
         """Store pages already compressed by this store's compressor."""
         if not pages:
             return []
-        start = self._aligned_row_start()
+        start = align_lengths([self.codes, self.boxes, self.words])
         n_rows = sum(len(p) for p in pages)
         codes = np.concatenate([p.codes for p in pages]) if n_rows else \
             np.zeros((0, self.compressor.code_bytes), np.uint8)
@@ -123,21 +123,8 @@ class CompressedStore(VectorStore):
         pooled = [p.pooled for p in pages if len(p.pooled)]
         pool = self.pooled.append(np.concatenate(pooled) if pooled else
                                   np.zeros((0, self.compressor.pooled_bytes), np.uint8))
-        out, t, q = [], tok, pool
-        for p in pages:
-            out.append(Location(t, len(p), q, len(p.pooled)))
-            t += len(p)
-            q += len(p.pooled)
-        return out
-
-    def _aligned_row_start(self) -> int:
-        """Bring the three row files to one length (a crash can leave them uneven)."""
-        n = max(len(self.codes), len(self.boxes), len(self.words))
-        for arr in (self.codes, self.boxes, self.words):
-            missing = n - len(arr)
-            if missing:
-                arr.append(np.zeros((missing, *arr.row_shape), arr.dtype))
-        return n
+        return [Location(*loc) for loc in consecutive_locations(
+            tok, pool, [len(p) for p in pages], [len(p.pooled) for p in pages])]
 
     def remove(self, page_ids: list[int]) -> None:
         # As in the bf16 store: rows stay until a compaction; the catalog no longer points at them.

@@ -10,7 +10,7 @@ import torch
 
 from docpress.encoders.base import PageVectors
 from indexer.catalog import PageTable
-from indexer.segments import AppendOnlyArray
+from indexer.segments import AppendOnlyArray, align_lengths, consecutive_locations
 from indexer.store import Location, StoredPage, VectorStore, normalize_rows
 
 # Rows scored per matmul: bounds the (n_query_tokens, rows) score block to a few hundred MB.
@@ -53,28 +53,15 @@ class LocalStore(VectorStore):
             return []
         vectors = [p.vectors for p in pages]
         # Every file gets the same padding rule, so token rows stay aligned across the three.
-        start = self._aligned_token_start()
+        start = align_lengths([self.tokens, self.boxes, self.words])
         tok = self.tokens.append(to_bf16_bits(_cat([v.vectors for v in vectors], self.dim)))
         box = self.boxes.append(_cat([v.boxes for v in vectors], 4).astype(np.float16))
         word = self.words.append(np.concatenate([v.words for v in vectors]).astype(np.int32).reshape(-1, 1)
                                  if sum(len(v) for v in vectors) else np.zeros((0, 1), np.int32))
         assert tok == box == word == start, "vector files out of step"
         pool = self.pooled.append(to_bf16_bits(_cat([v.pooled for v in vectors], self.dim)))
-        out, t, p = [], tok, pool
-        for v in vectors:
-            out.append(Location(t, len(v.vectors), p, len(v.pooled)))
-            t += len(v.vectors)
-            p += len(v.pooled)
-        return out
-
-    def _aligned_token_start(self) -> int:
-        """Bring the three token files to one length (a crash can leave them uneven)."""
-        n = max(len(self.tokens), len(self.boxes), len(self.words))
-        for arr in (self.tokens, self.boxes, self.words):
-            missing = n - len(arr)
-            if missing:
-                arr.append(np.zeros((missing, *arr.row_shape), arr.dtype))
-        return n
+        return [Location(*loc) for loc in consecutive_locations(
+            tok, pool, [len(v.vectors) for v in vectors], [len(v.pooled) for v in vectors])]
 
     def remove(self, page_ids: list[int]) -> None:
         # Rows of removed pages stay in the files until a compaction; the catalog no longer

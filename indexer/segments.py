@@ -54,3 +54,28 @@ class AppendOnlyArray:
 
     def nbytes(self) -> int:
         return self.path.stat().st_size if self.path.exists() else 0
+
+
+def align_lengths(arrays: list[AppendOnlyArray]) -> int:
+    """Pad row files that are appended together to one length; return that length.
+
+    A crash between their appends can leave them uneven; zero rows keep them in step and
+    are never referenced by the catalog.
+    """
+    n = max(len(a) for a in arrays)
+    for arr in arrays:
+        missing = n - len(arr)
+        if missing:
+            arr.append(np.zeros((missing, *arr.row_shape), arr.dtype))
+    return n
+
+
+def consecutive_locations(start: int, pool_start: int, counts: list[int],
+                          pool_counts: list[int]) -> list[tuple[int, int, int, int]]:
+    """(vec_start, vec_count, pool_start, pool_count) of pages appended one after another."""
+    out, t, p = [], start, pool_start
+    for n, m in zip(counts, pool_counts):
+        out.append((t, n, p, m))
+        t += n
+        p += m
+    return out
