@@ -135,16 +135,24 @@ class CompressedStore(VectorStore):
         if len(pages) == 0 or len(query) == 0:
             return np.zeros(len(pages), np.float32)
         q = self.compressor.transform_query(query)
-        scores = self.code_token_maxsim(q, pages).sum(0)
-        if self.rerank > 0 and not self.compressor.quantizer.exact:
-            scores = self._rerank(q, pages, scores)
-        return scores
+        if self.rerank <= 0 or self.compressor.quantizer.exact:
+            return self.code_token_maxsim(q, pages).sum(0)
+        if self.rerank >= len(pages):  # every page would be rescored: skip the first stage
+            return self.decoded_maxsim(q, pages)
+        return self._rerank(q, pages, self.code_token_maxsim(q, pages).sum(0))
 
     def code_token_maxsim(self, q: np.ndarray, pages: PageTable) -> np.ndarray:
         """(n_query_tokens, n_pages) float32: each (transformed) query token's best code score."""
+        return self._token_maxsim(self.compressor.quantizer.prepare(q), len(q), pages)
+
+    def decoded_maxsim(self, q: np.ndarray, pages: PageTable) -> np.ndarray:
+        """(n_pages,) MaxSim of a transformed query on the pages' decoded vectors, computed on the
+        codes (for binary Hamming codes: the float query against the +-1 bits)."""
+        return self._token_maxsim(self.compressor.quantizer.prepare_exact(q), len(q), pages).sum(0)
+
+    def _token_maxsim(self, prepared, n_query: int, pages: PageTable) -> np.ndarray:
         quantizer = self.compressor.quantizer
-        prepared = quantizer.prepare(q)
-        out = np.zeros((len(pages), len(q)), np.float32)
+        out = np.zeros((len(pages), n_query), np.float32)
         table = self.codes.view()
         starts, counts = pages.vec_start, pages.vec_count
         i = 0
@@ -162,20 +170,6 @@ class CompressedStore(VectorStore):
                 out[i + nonempty] = np.maximum.reduceat(sims, starts[i:j][nonempty] - lo, axis=0)
             i = j
         return out.T
-
-    def decoded_maxsim(self, q: np.ndarray, pages: PageTable) -> np.ndarray:
-        """(n_pages,) MaxSim of a transformed query on the pages' decoded vectors (float32)."""
-        out = np.zeros(len(pages), np.float32)
-        nonempty = np.flatnonzero(pages.vec_count > 0)
-        if len(nonempty) == 0:
-            return out
-        starts, counts = pages.vec_start[nonempty], pages.vec_count[nonempty]
-        rows = np.concatenate([np.arange(s, s + c) for s, c in zip(starts, counts)])
-        vectors = self.compressor.decode(np.asarray(self.codes.view()[rows]))
-        sims = vectors @ q.T  # (rows, n_query_tokens)
-        offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        out[nonempty] = np.maximum.reduceat(sims, offsets, axis=0).sum(1)
-        return out
 
     def _rerank(self, q: np.ndarray, pages: PageTable, scores: np.ndarray) -> np.ndarray:
         k = min(self.rerank, len(pages))
@@ -282,13 +276,14 @@ def _words_from_store(words: np.ndarray) -> np.ndarray:
 def build_compressed_store(src: VectorStore, table: PageTable,
                            page_words: dict[int, list[str]] | None, compressor: Compressor,
                            out_dir: Path, sample_vectors: int = 300_000, chunk_pages: int = 256,
-                           seed: int = 0,
+                           seed: int = 0, pooled_pages: int = 4000,
                            progress: Callable[[int, int], None] | None = None,
                            ) -> tuple[CompressedStore, dict[int, Location]]:
     """Re-encode an existing store's pages into a new compressed store under `out_dir`.
 
     Fits the compressor first when it is not fitted: on random pages holding about
-    `sample_vectors` vectors (before pruning), with IDF counts from every page's words. Pages are
+    `sample_vectors` vectors (before pruning), with IDF counts from every page's words and the
+    pooled codec on the pooled vectors of up to `pooled_pages` random pages. Pages are
     read and written `chunk_pages` at a time, in the table's order. Returns the store and the new
     location of every page (what the catalog must point at to search the compressed store).
     page_words: page id -> its text split on " " (None: no text, e.g. the optical lane).
@@ -316,8 +311,10 @@ def build_compressed_store(src: VectorStore, table: PageTable,
         sample.sort()
         pages = [src.page_vectors(int(table.page_ids[i]), location(i)) for i in sample]
         words = [page_words.get(int(table.page_ids[i])) for i in sample]
+        more = sorted(set(order[:pooled_pages]) - set(sample))
+        pooled = [src.page_vectors(int(table.page_ids[i]), location(i)).pooled for i in more]
         compressor.fit(pages, words, vocabulary=page_words.values() if page_words else None,
-                       seed=seed)
+                       seed=seed, pooled_sample=np.concatenate(pooled) if pooled else None)
     store = CompressedStore(out_dir, compressor)
     locations: dict[int, Location] = {}
     for lo in range(0, len(table), chunk_pages):

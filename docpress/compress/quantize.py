@@ -99,6 +99,11 @@ class Quantizer(ABC):
         """Whatever `score` needs from a (n_query_tokens, dim) float32 query (weighted rows)."""
         return self._prepare(self._rows(query, "prepare"))
 
+    def prepare_exact(self, query: np.ndarray) -> Any:
+        """Like `prepare`, for scores that equal the query's dot products with decoded vectors
+        (the same as `prepare` when `exact`; binary's Hamming codes get the float query)."""
+        return self._prepare_exact(self._rows(query, "prepare"))
+
     def score(self, prepared: Any, codes: np.ndarray) -> np.ndarray:
         """(rows, n_query_tokens) float32 similarity of every query token with every code row."""
         return self._score(prepared, self._codes(codes, "score"))
@@ -152,6 +157,9 @@ class Quantizer(ABC):
 
     @abstractmethod
     def _score(self, prepared: Any, codes: np.ndarray) -> np.ndarray: ...
+
+    def _prepare_exact(self, query: np.ndarray) -> Any:
+        return self._prepare(query)
 
 
 class HalfQuantizer(Quantizer):
@@ -341,16 +349,21 @@ class BinaryQuantizer(Quantizer):
         return np.pad(values, ((0, 0), (0, pad))).reshape(len(values), -1, 8)
 
     def _prepare(self, query: np.ndarray) -> torch.Tensor:
-        if self.asymmetric:
-            lut = np.einsum("qmt,kt->mkq", self._byte_queries(query * self._unit_scale()), _SIGNS)
-        else:
-            w = np.linalg.norm(query, axis=1)
-            unit = query / np.where(w > 0, w, 1.0)[:, None]
-            qsigns = self._byte_queries(np.where(unit - self.mean > 0, 1.0, -1.0).astype(np.float32))
-            real = self._byte_queries(np.ones((1, self.dim), np.float32))[0]  # (code_bytes, 8)
-            # Over a byte's real bits: matches - mismatches = sum of sign products.
-            agree = np.einsum("qmt,kt,mt->mkq", qsigns, _SIGNS, real)
-            lut = agree * (w / self.dim)[None, None, :]
+        return self._prepare_exact(query) if self.asymmetric else self._hamming_lut(query)
+
+    def _prepare_exact(self, query: np.ndarray) -> torch.Tensor:
+        """Per byte and byte value, the query's dot product with the decoded +-scale bits."""
+        lut = np.einsum("qmt,kt->mkq", self._byte_queries(query * self._unit_scale()), _SIGNS)
+        return torch.from_numpy(np.ascontiguousarray(lut.reshape(-1, len(query)), np.float32))
+
+    def _hamming_lut(self, query: np.ndarray) -> torch.Tensor:
+        """Per byte and byte value, w * (matching - differing bits) / dim against the query's bits."""
+        w = np.linalg.norm(query, axis=1)
+        unit = query / np.where(w > 0, w, 1.0)[:, None]
+        qsigns = self._byte_queries(np.where(unit - self.mean > 0, 1.0, -1.0).astype(np.float32))
+        real = self._byte_queries(np.ones((1, self.dim), np.float32))[0]  # (code_bytes, 8)
+        agree = np.einsum("qmt,kt,mt->mkq", qsigns, _SIGNS, real)
+        lut = agree * (w / self.dim)[None, None, :]
         return torch.from_numpy(np.ascontiguousarray(lut.reshape(-1, len(query)), np.float32))
 
     def _score(self, prepared: torch.Tensor, codes: np.ndarray) -> np.ndarray:
