@@ -129,6 +129,16 @@ def main() -> None:
         results[label] = evaluate(optical_index, queries, method, within_doc=True)
     optical_index.close()
 
+    # -- both lanes in one index: the text lane's hybrid with the optical lane's MaxSim fused in --
+    started = time.perf_counter()
+    fused_index = Index.create(work / "fused-index", encoder=text,
+                               lanes={"optical": load_encoder("optical", weights=str(model_dir))})
+    fused_index.add(pdfs)
+    timings["text + optical lane ingest"] = time.perf_counter() - started
+    results["text lane + optical lane, hybrid (fused)"] = evaluate(fused_index, queries, "hybrid",
+                                                                   within_doc=True)
+    fused_index.close()
+
     # -- report -----------------------------------------------------------------------------------
     minutes = (timings["optical prepare (render, frozen encoder, teacher)"] + fitted.seconds) / 60
     params = sum(p.numel() for p in optical.model.parameters())

@@ -24,6 +24,9 @@ IndexOpt = Annotated[Optional[Path], typer.Option(
     "--index", "-i", help="Index folder [default: $DOCPRESS_INDEX or ./.docpress].",
     show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+CompressionOpt = Annotated[str, typer.Option(
+    help="Vector compression: auto (bf16 until the index holds 1,000 pages, then balanced), "
+         "none, balanced, compact or tiny (see `docpress compress`).")]
 MethodOpt = Annotated[str, typer.Option(
     "--method", "-m", help="Ranking: hybrid (default), maxsim, dense or bm25.")]
 
@@ -41,6 +44,23 @@ def _parse_meta(pairs: list[str] | None) -> dict:
             _fail(f"--meta takes KEY=VALUE, got {pair!r}")
         meta[key] = value
     return meta
+
+
+def _parse_compression(text: str | None):
+    """A preset name, or a JSON object of explicit stages."""
+    if text is None or not text.lstrip().startswith("{"):
+        return text
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        _fail(f"--compression: not a preset name or JSON object ({exc.msg})")
+
+
+def _lane_encoder(name: str, options: dict):
+    """An extra lane's encoder from the ingest options (--weights and --mode go to optical)."""
+    from docpress.encoders import load_encoder
+
+    return load_encoder(name, **(options if name == "optical" else {}))
 
 
 def _run(fn):
@@ -69,6 +89,9 @@ def ingest(
         "--meta", help="KEY=VALUE metadata for these documents (repeatable), for filters.")] = None,
     encoder: Annotated[Optional[str], typer.Option(
         help="Page encoder for a new index: text (the default) or optical.", show_default=False)] = None,
+    lane: Annotated[Optional[list[str]], typer.Option(
+        "--lane", help="Extra lane for a new index, fused into hybrid search: optical "
+                       "(with --weights).", show_default=False)] = None,
     weights: Annotated[Optional[Path], typer.Option(
         help="Optical lane: a docpress optical model folder or a DeepSeek-OCR checkpoint.")] = None,
     mode: Annotated[Optional[str], typer.Option(
@@ -76,6 +99,7 @@ def ingest(
     store: Annotated[Optional[str], typer.Option(
         help="Vector store for a new index: local (embedded, the default), "
              "qdrant://HOST:PORT/COLLECTION or qdrant+path:DIR/COLLECTION.")] = None,
+    compression: CompressionOpt = "auto",
     as_json: JsonOpt = False,
 ) -> None:
     """Add PDFs to the index (created if missing). Unchanged files are skipped, changed ones replaced."""
@@ -87,10 +111,14 @@ def ingest(
     metadata = _parse_meta(meta)
     target = index or default_index_path()
     options = {k: v for k, v in (("weights", weights and str(weights)), ("mode", mode)) if v}
-    if options and encoder != "optical":
-        _fail("--weights and --mode are options of --encoder optical")
-    if (target / MANIFEST).exists() and not options:  # the encoder the index was built with
+    lanes = list(lane or [])
+    if options and encoder != "optical" and "optical" not in lanes:
+        _fail("--weights and --mode are options of the optical lane (--encoder optical or --lane optical)")
+    if (target / MANIFEST).exists() and not options and not lanes:  # as the index was built
         idx = _run(lambda: Index.open(target, encoder=encoder, store=store))
+    elif lanes:
+        idx = _run(lambda: Index.create(target, encoder=encoder or "text", store=store,
+                                        lanes={name: _lane_encoder(name, options) for name in lanes}))
     else:
         idx = _run(lambda: Index.create(target, encoder=encoder or "text", store=store, **options))
     skipped_lines = []
@@ -117,16 +145,45 @@ def ingest(
             bar.update(task, completed=pages, rate=f"{pages / elapsed:.1f} pages/s" if elapsed else "")
 
         report = _run(lambda: idx.add(paths, metadata=metadata, ocr=ocr, progress=progress,
-                                      on_skip=on_skip))
+                                      on_skip=on_skip,
+                                      compression=_parse_compression(compression)))
+    coded_with = idx.compression
     idx.close()
     if as_json:
-        print(json.dumps(report.as_dict(), indent=2))
+        print(json.dumps({**report.as_dict(), "compression": coded_with}, indent=2))
         return
     out.print(f"{len(report.added)} added, {len(report.replaced)} replaced, "
               f"{len(report.unchanged)} unchanged, {len(report.skipped)} skipped; "
               f"{report.pages} pages ({report.ocr_pages} OCR'd, {report.empty_pages} without text) "
-              f"in {report.seconds:.1f}s, {report.pages_per_second:.1f} pages/s -> {target}",
-              highlight=False)
+              f"in {report.seconds:.1f}s, {report.pages_per_second:.1f} pages/s -> {target}"
+              + (f" (compression: {coded_with})" if coded_with != "none" else ""), highlight=False)
+
+
+@app.command()
+def compress(
+    preset: Annotated[str, typer.Argument(
+        help="balanced, compact or tiny (see the README's table), or explicit stages as JSON.")],
+    index: IndexOpt = None,
+    seed: Annotated[int, typer.Option(help="Seed of the codec's sample and fitting.")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-code an index's page vectors with a compression preset fitted on its own pages."""
+    config = _parse_compression(preset)
+    idx = _run(lambda: _open(index))
+    before = idx.info()
+    record = _run(lambda: idx.compress(config, seed=seed))
+    after = idx.info()
+    idx.close()
+    summary = {"compression": record, "pages": after["pages"],
+               "bytes_per_page_before": before["bytes_per_page"],
+               "bytes_per_page": after["bytes_per_page"], "vectors_before": before["vectors"],
+               "vectors": after["vectors"]}
+    if as_json:
+        print(json.dumps(summary, indent=2))
+        return
+    out.print(f"compressed {after['pages']} pages with {idx.compression}: "
+              f"{before['bytes_per_page']:,.0f} -> {after['bytes_per_page']:,.0f} bytes a page, "
+              f"{before['vectors']:,} -> {after['vectors']:,} vectors", highlight=False)
 
 
 @app.command()
@@ -244,6 +301,9 @@ from docpress.cli_train import distill, train  # noqa: E402 - they use the helpe
 
 app.command()(train)
 app.command()(distill)
+from docpress.cli_tune import tune  # noqa: E402
+
+app.command()(tune)
 
 
 def main() -> None:  # pragma: no cover - entry point for `python -m docpress`

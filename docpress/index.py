@@ -8,11 +8,13 @@ from typing import Callable, Iterable
 
 from docpress.encoders import Encoder, load_encoder
 from docpress.errors import DocpressError, IndexMismatchError, IndexNotFoundError
+from docpress.index_compression import (AUTO, check_compression, compress_index, open_vector_store,
+                                        preset_name, wanted_now)
 from docpress.ingest import IngestReport, ProgressFn, Skipped, ingest
+from docpress.lanes import new_lane_records, open_lanes
 from docpress.text import OcrMode
 from indexer.catalog import Catalog, DocumentRow
 from indexer.manifest import MANIFEST, Manifest
-from indexer.store import VectorStore
 
 DEFAULT_INDEX = ".docpress"
 INDEX_ENV = "DOCPRESS_INDEX"
@@ -30,16 +32,6 @@ def _normalize_store(store: str, directory: Path) -> str:
     return store
 
 
-def _open_store(manifest: Manifest, directory: Path) -> VectorStore:
-    if manifest.store == "local":
-        from indexer.local import LocalStore
-
-        return LocalStore(directory / "vectors", manifest.dim)
-    from indexer.qdrant import QdrantStore
-
-    return QdrantStore(manifest.store, manifest.dim)
-
-
 class Index:
     """A docpress index folder: manifest, catalog, vectors (or a Qdrant collection).
 
@@ -49,36 +41,51 @@ class Index:
     ...     print(hit.path, hit.page, hit.score)
     """
 
-    def __init__(self, directory: Path, manifest: Manifest, encoder: Encoder | None = None):
+    def __init__(self, directory: Path, manifest: Manifest, encoder: Encoder | None = None,
+                 lane_encoders: dict[str, Encoder] | None = None):
         self.directory = Path(directory)
         self.manifest = manifest
         self.catalog = Catalog(self.directory / "catalog.sqlite")
-        self.store = _open_store(manifest, self.directory)
+        self.store = open_vector_store(manifest, self.directory, self.catalog)
+        self.lanes = open_lanes(manifest, self.directory, lane_encoders)
         self._encoder = encoder
         self._searcher = None
 
     # -- lifecycle ----------------------------------------------------------------------
     @classmethod
     def create(cls, directory: str | Path | None = None, encoder: str | Encoder = "text",
-               store: str | None = None, exist_ok: bool = True, **encoder_options) -> "Index":
+               store: str | None = None, exist_ok: bool = True,
+               lanes: dict[str, str | Encoder] | None = None, **encoder_options) -> "Index":
         """Create an index folder (or open it when it exists and matches the encoder).
 
         store: "local" (the embedded default) or a Qdrant location; None keeps an existing
         index's store and means "local" for a new one.
+        lanes: extra lanes for a new index, {name: encoder or encoder name}, e.g.
+        {"optical": load_encoder("optical", weights=DIR)}: every page is also encoded by them
+        and hybrid search fuses their MaxSim (embedded store only).
         """
         directory = Path(directory or default_index_path())
         enc = encoder if isinstance(encoder, Encoder) else load_encoder(encoder, **encoder_options)
         if (directory / MANIFEST).exists():
             if not exist_ok:
                 raise DocpressError(f"an index already exists at {directory}")
-            return cls.open(directory, encoder=enc, store=store)
-        directory.mkdir(parents=True, exist_ok=True)
+            index = cls.open(directory, encoder=enc, store=store)
+            if lanes and set(lanes) != set(index.manifest.lanes):
+                index.close()
+                raise IndexMismatchError(f"index at {directory} has lanes "
+                                         f"{sorted(index.manifest.lanes) or 'none'}; lanes are "
+                                         "chosen when an index is created")
+            return index
         store = _normalize_store(store or "local", directory)
+        if lanes and store != "local":
+            raise DocpressError("extra lanes need the embedded store (--store local)")
+        records, lane_encoders = new_lane_records(lanes or {}, enc)
+        directory.mkdir(parents=True, exist_ok=True)
         options = enc.options() if callable(getattr(enc, "options", None)) else {}
         manifest = Manifest(encoder_id=enc.id, encoder_config=enc.config(),
                             encoder_hash=enc.config_hash(), dim=enc.dim, store=store,
-                            encoder_options=options)
-        index = cls(directory, manifest, enc)
+                            encoder_options=options, lanes=records)
+        index = cls(directory, manifest, enc, lane_encoders)
         manifest.save(directory)  # last: a folder without a manifest is no index yet
         return index
 
@@ -103,6 +110,8 @@ class Index:
     def close(self) -> None:
         self.catalog.close()
         self.store.close()
+        for lane in self.lanes:
+            lane.store.close()
 
     def __enter__(self) -> "Index":
         return self
@@ -122,12 +131,36 @@ class Index:
     # -- writing ------------------------------------------------------------------------
     def add(self, paths: Iterable[str | Path] | str | Path, metadata: dict | None = None,
             ocr: OcrMode | str = OcrMode.auto, progress: ProgressFn | None = None,
-            on_skip: Callable[[Skipped], None] | None = None) -> IngestReport:
-        """Index PDFs and folders of PDFs; unchanged files are skipped, changed ones replaced."""
+            on_skip: Callable[[Skipped], None] | None = None,
+            compression: str | dict | None = AUTO) -> IngestReport:
+        """Index PDFs and folders of PDFs; unchanged files are skipped, changed ones replaced.
+
+        compression: "auto" (bf16 until the index holds 1,000 pages, then "balanced"), "none",
+        or a preset name / config applied after the files are added. A compressed index codes
+        new pages with its codec as they arrive and refuses another preset.
+        """
         if isinstance(paths, (str, Path)):
             paths = [paths]
-        return ingest(paths, self.catalog, self.store, self.encoder, OcrMode(ocr), metadata,
-                      progress, on_skip)
+        check_compression(self.manifest, compression, self.directory)
+        report = ingest(paths, self.catalog, self.store, self.encoder, OcrMode(ocr), metadata,
+                        progress, on_skip, self.lanes)
+        now = wanted_now(self.manifest, compression, self.catalog.counts()["pages"])
+        if now is not None:
+            self.compress(now)
+        return report
+
+    @property
+    def compression(self) -> str:
+        """The compression preset the index's vectors are coded with ("none": bf16)."""
+        return preset_name(self.manifest.compression)
+
+    def compress(self, config: str | dict, seed: int = 0,
+                 progress: Callable[[int, int], None] | None = None) -> dict:
+        """Re-code every page with a compression preset ("balanced", "compact", "tiny") or an
+        explicit config, fitted on this index's pages; returns the manifest's new record."""
+        record = compress_index(self, config, seed=seed, progress=progress)
+        self._searcher = None  # its caches hold the old store
+        return record
 
     def remove(self, pattern: str) -> list[str]:
         """Delete documents whose path (or file name) matches a path or glob; return their paths."""
@@ -141,6 +174,8 @@ class Index:
                 with self.catalog.transaction():
                     pages = self.catalog.delete_document(doc.id)
                 self.store.remove(pages)
+                for lane in self.lanes:
+                    lane.store.remove(pages)
                 gone.append(doc.path)
         return gone
 
@@ -150,13 +185,13 @@ class Index:
 
     def info(self) -> dict:
         counts = self.catalog.counts()
-        store_bytes = self.store.nbytes()
+        store_bytes = self.store.nbytes() + sum(lane.store.nbytes() for lane in self.lanes)
         catalog_bytes = sum(p.stat().st_size for p in self.directory.glob("catalog.sqlite*"))
         return {
             "path": str(self.directory), "format_version": self.manifest.format_version,
             "encoder": self.manifest.encoder_id, "encoder_config": self.manifest.encoder_config,
             "encoder_hash": self.manifest.encoder_hash, "store": self.manifest.store,
-            "compression": self.manifest.compression, **counts,
+            "compression": self.compression, "lanes": sorted(self.manifest.lanes), **counts,
             "vector_bytes": store_bytes, "catalog_bytes": catalog_bytes,
             "bytes_per_page": round((store_bytes + catalog_bytes) / counts["pages"], 1)
             if counts["pages"] else 0,
@@ -174,6 +209,30 @@ class Index:
 
             self._searcher = Searcher(self)
         return self._searcher.search(queries, k=k, method=method, path_glob=path, metadata=metadata)
+
+    # -- tuned lane (docpress tune) ----------------------------------------------------------
+    def tune(self, options=None, progress=None):
+        """Train a token head on this index's own pages (no labels) and search with it where
+        the manifest says; options: docpress.tune.TuneOptions. Returns a TuneReport."""
+        from docpress.tune.run import tune_index
+
+        return tune_index(self, options, progress)
+
+    @property
+    def tuned(self):
+        """The tuned lane (docpress.tune.TunedLane), opened on first use; None when not tuned or
+        when the vectors are no longer the bf16 rows it was projected from."""
+        opened = self.__dict__.get("_tuned")
+        if opened is None or opened[0] is not self.store:
+            from docpress.tune.tuned import TunedLane
+
+            opened = (self.store, TunedLane.open(self.directory, self.manifest.tuned, self.store))
+            self._tuned = opened
+        return opened[1]
+
+    def reset_tuned(self) -> None:
+        """Forget the opened tuned lane (tune installs a new one)."""
+        self.__dict__.pop("_tuned", None)
 
 
 def _encoder_for(manifest: Manifest, name: str) -> Encoder:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 from docpress.encoders.base import Encoder
 from docpress.errors import DocpressError, PdfError
@@ -76,8 +76,12 @@ ProgressFn = Callable[[str, int, int], None]  # (file, pages done in file, pages
 
 
 def ingest_file(path: Path, catalog: Catalog, store: VectorStore, encoder: Encoder, ocr: OcrMode,
-                metadata: dict, report: IngestReport, progress: ProgressFn | None = None) -> None:
-    """Index one PDF, replacing an older version; all its pages become visible in one commit."""
+                metadata: dict, report: IngestReport, progress: ProgressFn | None = None,
+                lanes: Sequence = ()) -> None:
+    """Index one PDF, replacing an older version; all its pages become visible in one commit.
+
+    lanes: extra lanes (docpress.lanes.Lane) whose encoders also encode every page.
+    """
     key = str(path.resolve())
     document = open_document(path)  # raises PdfError for unusable files
     existing = catalog.document_by_path(key)
@@ -88,23 +92,20 @@ def ingest_file(path: Path, catalog: Catalog, store: VectorStore, encoder: Encod
     rows, stored = [], []
     batch: list[Page] = []
 
-    needs_images = getattr(encoder, "needs_images", False)
+    lane_stored: dict[str, list[StoredPage]] = {lane.name: [] for lane in lanes}
 
     def flush() -> None:
-        if needs_images:
-            _attach_images(path, batch, encoder)
-        try:
-            vectors = encoder.encode_pages(batch)
-        finally:
-            if needs_images:
-                for page in batch:
-                    page.image = None  # a batch of page images is megabytes: free them now
+        vectors = _encode(path, batch, encoder)
+        for lane in lanes:
+            lane_vectors = _encode(path, batch, lane.encoder)
+            lane_stored[lane.name].extend(StoredPage(first_id + len(rows) + i, -1, v)
+                                          for i, v in enumerate(lane_vectors))
         for page, vec in zip(batch, vectors):
             page_id = first_id + len(rows)
             rows.append(PageRow(doc_id=-1, number=page.number, width=page.width,
                                 height=page.height, text=page.text, text_source=page.text_source,
                                 id=page_id))
-            stored.append(StoredPage(page_id, -1, vec))
+            stored.append(StoredPage(page_id, -1, vec, page.text.split(" ")))
         batch.clear()
 
     for page in read_pages(path):
@@ -135,10 +136,27 @@ def ingest_file(path: Path, catalog: Catalog, store: VectorStore, encoder: Encod
             row.vec_start, row.vec_count = loc.vec_start, loc.vec_count
             row.pool_start, row.pool_count = loc.pool_start, loc.pool_count
         catalog.insert_pages(rows)
+        for lane in lanes:
+            pages = lane_stored[lane.name]
+            catalog.insert_lane_pages(lane.name, {sp.page_id: loc for sp, loc in
+                                                  zip(pages, lane.store.add(pages))})
     if old_pages:
         store.remove(old_pages)
     (report.replaced if existing else report.added).append(key)
     report.pages += len(rows)
+
+
+def _encode(path: Path, pages: list[Page], encoder: Encoder) -> list:
+    """The encoder's PageVectors of a batch, rendering the page images first when it reads them."""
+    needs_images = getattr(encoder, "needs_images", False)
+    if needs_images:
+        _attach_images(path, pages, encoder)
+    try:
+        return encoder.encode_pages(pages)
+    finally:
+        if needs_images:
+            for page in pages:
+                page.image = None  # a batch of page images is megabytes: free them now
 
 
 def _attach_images(path: Path, pages: list[Page], encoder: Encoder) -> None:
@@ -159,7 +177,7 @@ def _attach_images(path: Path, pages: list[Page], encoder: Encoder) -> None:
 def ingest(paths: Iterable[str | Path], catalog: Catalog, store: VectorStore, encoder: Encoder,
            ocr: OcrMode = OcrMode.auto, metadata: dict | None = None,
            progress: ProgressFn | None = None,
-           on_skip: Callable[[Skipped], None] | None = None) -> IngestReport:
+           on_skip: Callable[[Skipped], None] | None = None, lanes: Sequence = ()) -> IngestReport:
     """Ingest files and folders; a bad file is reported in `skipped` and the rest go on."""
     report = IngestReport()
     started = time.perf_counter()
@@ -171,7 +189,8 @@ def ingest(paths: Iterable[str | Path], catalog: Catalog, store: VectorStore, en
             on_skip(item)
     for path in files:
         try:
-            ingest_file(path, catalog, store, encoder, ocr, dict(metadata or {}), report, progress)
+            ingest_file(path, catalog, store, encoder, ocr, dict(metadata or {}), report, progress,
+                        lanes)
         except PdfError as exc:
             item = Skipped(str(path), exc.reason)
         except DocpressError:

@@ -37,6 +37,15 @@ CREATE TABLE IF NOT EXISTS pages (
 );
 CREATE INDEX IF NOT EXISTS pages_doc ON pages(doc_id);
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS lane_pages (
+    lane TEXT NOT NULL,
+    page_id INTEGER NOT NULL REFERENCES pages(id) ON DELETE CASCADE,
+    vec_start INTEGER NOT NULL,
+    vec_count INTEGER NOT NULL,
+    pool_start INTEGER NOT NULL,
+    pool_count INTEGER NOT NULL,
+    PRIMARY KEY (lane, page_id)
+);
 """
 
 
@@ -116,10 +125,23 @@ class Catalog:
             self._bump_generation()
             self.db.execute("COMMIT")
 
+    def checkpoint(self) -> None:
+        """Fold the write-ahead log into the database file (after a bulk rewrite)."""
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     # -- state --------------------------------------------------------------------------
     def _bump_generation(self) -> None:
         self.db.execute("INSERT INTO state(key, value) VALUES('generation', '1') "
                         "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1")
+
+    def state(self, key: str, default: str | None = None) -> str | None:
+        """A value of the state table (settings that must change in the same commit as pages)."""
+        row = self.db.execute("SELECT value FROM state WHERE key=?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_state(self, key: str, value: str) -> None:
+        self.db.execute("INSERT INTO state(key, value) VALUES(?, ?) "
+                        "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
 
     def generation(self) -> int:
         """A counter that changes with every committed write (for caches built on the catalog)."""
@@ -163,6 +185,32 @@ class Catalog:
             "vec_count, pool_start, pool_count) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
             [(r.id, r.doc_id, r.number, r.width, r.height, r.text, r.text_source, r.vec_start,
               r.vec_count, r.pool_start, r.pool_count) for r in rows])
+
+    def move_pages(self, locations: dict) -> None:
+        """Point pages at new vector rows: {page id: Location} (a re-coded store)."""
+        self.db.executemany(
+            "UPDATE pages SET vec_start=?, vec_count=?, pool_start=?, pool_count=? WHERE id=?",
+            [(loc.vec_start, loc.vec_count, loc.pool_start, loc.pool_count, int(page_id))
+             for page_id, loc in locations.items()])
+
+    def insert_lane_pages(self, lane: str, locations: dict) -> None:
+        """Record where an extra lane's store put pages: {page id: Location}."""
+        self.db.executemany(
+            "INSERT OR REPLACE INTO lane_pages(lane, page_id, vec_start, vec_count, pool_start, "
+            "pool_count) VALUES(?,?,?,?,?,?)",
+            [(lane, int(pid), loc.vec_start, loc.vec_count, loc.pool_start, loc.pool_count)
+             for pid, loc in locations.items()])
+
+    def lane_table(self, lane: str, table: PageTable) -> PageTable:
+        """`table`'s pages (same order) located in an extra lane's store; pages the lane has
+        no vectors for get vec_count 0."""
+        rows = dict(((r[0], r[1:]) for r in self.db.execute(
+            "SELECT page_id, vec_start, vec_count, pool_start, pool_count FROM lane_pages "
+            "WHERE lane=?", (lane,))))
+        located = np.asarray([rows.get(int(p), (-1, 0, -1, 0)) for p in table.page_ids],
+                             dtype=np.int64).reshape(-1, 4)
+        return PageTable(table.page_ids, table.doc_ids, table.numbers, *(located[:, i].copy()
+                                                                         for i in range(4)))
 
     def page(self, page_id: int) -> PageRow | None:
         row = self.db.execute(

@@ -278,6 +278,7 @@ def build_compressed_store(src: VectorStore, table: PageTable,
                            out_dir: Path, sample_vectors: int = 300_000, chunk_pages: int = 256,
                            seed: int = 0, pooled_pages: int = 4000,
                            progress: Callable[[int, int], None] | None = None,
+                           fit_rows: np.ndarray | None = None,
                            ) -> tuple[CompressedStore, dict[int, Location]]:
     """Re-encode an existing store's pages into a new compressed store under `out_dir`.
 
@@ -287,6 +288,7 @@ def build_compressed_store(src: VectorStore, table: PageTable,
     read and written `chunk_pages` at a time, in the table's order. Returns the store and the new
     location of every page (what the catalog must point at to search the compressed store).
     page_words: page id -> its text split on " " (None: no text, e.g. the optical lane).
+    fit_rows: fit only on these rows of the table (default: all of them).
     """
     out_dir = Path(out_dir)
     if (out_dir / "codes.u8").exists():
@@ -298,7 +300,8 @@ def build_compressed_store(src: VectorStore, table: PageTable,
                         int(table.pool_start[i]), int(table.pool_count[i]))
 
     if not compressor.fitted:
-        order = [i for i in range(len(table)) if table.vec_count[i] > 0]
+        rows = range(len(table)) if fit_rows is None else [int(i) for i in fit_rows]
+        order = [i for i in rows if table.vec_count[i] > 0]
         random.Random(seed).shuffle(order)
         sample, total = [], 0
         for i in order:

@@ -73,29 +73,11 @@ class LocalStore(VectorStore):
 
     def token_maxsim(self, query: np.ndarray, pages: PageTable) -> np.ndarray:
         """(n_query_tokens, n_pages) float32: each query token's best dot product on each page."""
-        out = np.zeros((len(query), len(pages)), np.float32)
-        if len(pages) == 0 or len(query) == 0:
-            return out
-        q = torch.from_numpy(np.ascontiguousarray(query, dtype=np.float32)).bfloat16()
-        table = self.tokens.view()
-        starts, counts = pages.vec_start, pages.vec_count
-        ends = np.cumsum(counts)
-        i = 0
-        while i < len(pages):
-            # The next pages, up to CHUNK_ROWS vectors: one matmul, one reduceat.
-            j = max(i + 1, int(np.searchsorted(ends, ends[i] - counts[i] + CHUNK_ROWS, "right")))
-            s_, c_ = starts[i:j], counts[i:j]
-            if np.all(s_[1:] == s_[:-1] + c_[:-1]):  # contiguous on disk: a view, no copy
-                rows = table[s_[0]:s_[0] + c_.sum()]
-            else:  # scattered candidates: one gather
-                rows = table[np.concatenate([np.arange(a, a + c) for a, c in zip(s_, c_)])]
-            sims = (q @ bf16_tensor(rows).T).float().numpy()  # (n_query_tokens, rows)
-            nonempty = np.flatnonzero(c_ > 0)
-            if len(nonempty):
-                offsets = (np.cumsum(c_) - c_)[nonempty]
-                out[:, i + nonempty] = np.maximum.reduceat(sims, offsets, axis=1)
-            i = j
-        return out
+        return token_maxsim(self.tokens.view(), query, pages)
+
+    def vector_rows(self, lo: int, hi: int) -> np.ndarray:
+        """(hi - lo, dim) float32: token rows [lo, hi) of the tokens file, whichever page owns them."""
+        return bf16_tensor(self.tokens.view()[lo:hi]).float().numpy()
 
     def dense(self, pooled: np.ndarray, pages: PageTable) -> np.ndarray:
         width = int(pages.pool_count.max()) if len(pages) else 1
@@ -136,6 +118,36 @@ class LocalStore(VectorStore):
 
     def nbytes(self) -> int:
         return sum(a.nbytes() for a in (self.tokens, self.boxes, self.words, self.pooled))
+
+
+def token_maxsim(table: np.ndarray, query: np.ndarray, pages: PageTable) -> np.ndarray:
+    """(n_query_tokens, n_pages) float32: each query token's best dot product on each page.
+
+    table: (n_rows, dim) bf16 bits (int16, a memmap is fine) addressed by the pages' vec_start
+    and vec_count; query: (n_query_tokens, dim) float32 in the same space.
+    """
+    out = np.zeros((len(query), len(pages)), np.float32)
+    if len(pages) == 0 or len(query) == 0:
+        return out
+    q = torch.from_numpy(np.ascontiguousarray(query, dtype=np.float32)).bfloat16()
+    starts, counts = pages.vec_start, pages.vec_count
+    ends = np.cumsum(counts)
+    i = 0
+    while i < len(pages):
+        # The next pages, up to CHUNK_ROWS vectors: one matmul, one reduceat.
+        j = max(i + 1, int(np.searchsorted(ends, ends[i] - counts[i] + CHUNK_ROWS, "right")))
+        s_, c_ = starts[i:j], counts[i:j]
+        if np.all(s_[1:] == s_[:-1] + c_[:-1]):  # contiguous on disk: a view, no copy
+            rows = table[s_[0]:s_[0] + c_.sum()]
+        else:  # scattered candidates: one gather
+            rows = table[np.concatenate([np.arange(a, a + c) for a, c in zip(s_, c_)])]
+        sims = (q @ bf16_tensor(rows).T).float().numpy()  # (n_query_tokens, rows)
+        nonempty = np.flatnonzero(c_ > 0)
+        if len(nonempty):
+            offsets = (np.cumsum(c_) - c_)[nonempty]
+            out[:, i + nonempty] = np.maximum.reduceat(sims, offsets, axis=1)
+        i = j
+    return out
 
 
 def _cat(arrays: list[np.ndarray], width: int) -> np.ndarray:

@@ -25,6 +25,12 @@ class Manifest:
     # How to rebuild the encoder (e.g. the optical lane's weights path and mode). Not part of
     # encoder_hash: a moved weights folder changes the options, never what the vectors mean.
     encoder_options: dict = field(default_factory=dict)
+    # The tuned lane (docpress tune): its folder, head hash, dims, training-data hash and the
+    # search methods that use it. Empty: not tuned.
+    tuned: dict = field(default_factory=dict)
+    # Extra lanes encoded beside the main encoder and fused into hybrid search: name ->
+    # {encoder_id, encoder_config, encoder_hash, encoder_options, dim}.
+    lanes: dict = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
     created_at: float = field(default_factory=time.time)
 

@@ -13,11 +13,16 @@ from indexer.catalog import PageTable
 
 @dataclass
 class StoredPage:
-    """A page handed to a store: its catalog id, document id and vectors."""
+    """A page handed to a store: its catalog id, document id and vectors.
+
+    words: the page text split on " " (the vectors' word indices point into it); stores that
+    prune by word (compressed text lanes) need it, others ignore it.
+    """
 
     page_id: int
     doc_id: int
     vectors: PageVectors
+    words: list[str] | None = None
 
 
 @dataclass

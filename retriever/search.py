@@ -33,6 +33,9 @@ PAGE_WEIGHTS = {"dense": 1.0, "head": 1.0, "maxsim": 0.5, "bm25_head": 0.5}
 DOC_WEIGHTS = {"profile": 0.5, "document": 0.5}
 # Pages that reach the MaxSim stage of hybrid: the cheap signals pick them from all pages.
 RERANK_CANDIDATES = 256
+# Each extra lane's MaxSim (e.g. the optical lane) on those candidates: as much as the main
+# lane's. Not measured with a trained optical model (none exists offline here; README).
+LANE_WEIGHT = 0.5
 
 
 class Searcher:
@@ -55,15 +58,33 @@ class Searcher:
         if len(table) == 0:
             return [[] for _ in queries]
         encoded = self.index.encoder.encode_queries(queries)
+        by_lane = {lane.name: self._lane_encoder(lane).encode_queries(queries)
+                   for lane in self.index.lanes} if method is Method.hybrid else {}
         results = []
-        for text, qv in zip(queries, encoded):
-            rows, scores = self.rank(text, qv, table, method, k)
+        for i, (text, qv) in enumerate(zip(queries, encoded)):
+            lane_queries = {name: vectors[i] for name, vectors in by_lane.items()}
+            rows, scores = self.rank(text, qv, table, method, k, lane_queries)
             results.append(self._hits(table, rows, scores, qv, method))
         return results
 
+    def _lane_encoder(self, lane):
+        """A lane's encoder, sharing the main text model as its query tower where it can."""
+        encoder = lane.encoder
+        share = getattr(encoder, "use_query_tower", None)
+        if share is not None and not lane.tower_shared:
+            try:
+                share(self.index.encoder)
+            except DocpressError:
+                pass  # another query model: the lane keeps its own
+            lane.tower_shared = True
+        return encoder
+
     # -- signals ------------------------------------------------------------------------
-    def maxsim(self, qv: QueryVectors, table: PageTable) -> np.ndarray:
+    def maxsim(self, qv: QueryVectors, table: PageTable, method: Method = Method.maxsim) -> np.ndarray:
         weights = token_weights(qv.tokens)
+        tuned = self.index.tuned
+        if tuned is not None and tuned.uses(method.value):  # `docpress tune` chose it for this method
+            return tuned.maxsim(qv.vectors, weights, table)
         return self.index.store.maxsim(qv.vectors * weights[:, None], table)
 
     def dense(self, qv: QueryVectors, table: PageTable) -> np.ndarray:
@@ -86,10 +107,11 @@ class Searcher:
 
     # -- ranking ------------------------------------------------------------------------
     def rank(self, text: str, qv: QueryVectors, table: PageTable, method: Method,
-             k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(rows of `table`, scores) of the best k pages, best first."""
+             k: int, lane_queries: dict[str, QueryVectors] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(rows of `table`, scores) of the best k pages, best first. lane_queries: the query
+        encoded by each extra lane (hybrid fuses them)."""
         if method is Method.hybrid:
-            return self._hybrid(text, qv, table, k)
+            return self._hybrid(text, qv, table, k, lane_queries or {})
         if method is Method.maxsim:
             scores = self.maxsim(qv, table)
         elif method is Method.dense:
@@ -99,8 +121,8 @@ class Searcher:
         top = np.argsort(-scores, kind="stable")[:k]
         return top, scores[top]
 
-    def _hybrid(self, text: str, qv: QueryVectors, table: PageTable,
-                k: int) -> tuple[np.ndarray, np.ndarray]:
+    def _hybrid(self, text: str, qv: QueryVectors, table: PageTable, k: int,
+                lane_queries: dict[str, QueryVectors]) -> tuple[np.ndarray, np.ndarray]:
         # Stage 1, every page: the cheap signals, standardized over all pages.
         cheap = {"dense": self.dense(qv, table), "head": self.head(qv, table),
                  "bm25_head": self.cache.head_bm25().scores(text, table.page_ids)}
@@ -110,10 +132,15 @@ class Searcher:
         # Stage 2, the candidates: MaxSim joins, standardized the same way over all pages by
         # the candidates' mean and spread (MaxSim of the other pages is never computed).
         rows = np.sort(candidates)  # stores score runs of contiguous pages fastest
-        ms = self.maxsim(qv, table.subset(rows))
-        spread = ms.std() if len(ms) > 1 and ms.std() > 0 else 1.0
+        ms = self.maxsim(qv, table.subset(rows), Method.hybrid)
         final = first.copy()
-        final[rows] += PAGE_WEIGHTS["maxsim"] * (ms - ms.mean()) / spread
+        final[rows] += PAGE_WEIGHTS["maxsim"] * _standardized(ms)
+        for lane in self.index.lanes:  # extra lanes join the same way
+            lqv = lane_queries.get(lane.name)
+            if lqv is not None:
+                located = self.index.catalog.lane_table(lane.name, table.subset(rows))
+                lane_ms = lane.store.maxsim(lqv.vectors * token_weights(lqv.tokens)[:, None], located)
+                final[rows] += LANE_WEIGHT * _standardized(lane_ms)
         order = candidates[np.argsort(-final[candidates], kind="stable")][:k]
         return order, final[order]
 
@@ -132,3 +159,9 @@ class Searcher:
                             title=doc.title, text_source=row.text_source, metadata=doc.metadata,
                             boxes=boxes, doc_id=doc.id, page_id=page_id, method=method.value))
         return hits
+
+
+def _standardized(scores: np.ndarray) -> np.ndarray:
+    """Scores minus their mean, over their spread (1 when they do not spread)."""
+    spread = scores.std() if len(scores) > 1 and scores.std() > 0 else 1.0
+    return (scores - scores.mean()) / spread

@@ -363,3 +363,93 @@ def test_cli_distill_and_train(tiny_dir, pdfs, tmp_path, shared_text_lane):
     bad.write_text('{"query": "x"}\n')
     result = runner.invoke(app, ["train", str(bad), "--weights", str(out), "--out", str(tmp_path / "x")])
     assert result.exit_code == 1 and "not a pair line" in result.stderr
+
+
+# -- the optical lane beside the text lane (one index, fused in hybrid) ------------------------------
+def test_text_index_with_an_optical_lane_fuses_both(trained, pdfs, tmp_path, encoder):
+    from docpress import Index
+    from docpress.encoders import load_encoder
+    from docpress.ingest import _encode
+    from docpress.render import read_pages
+    from indexer.store import Location
+    from retriever import search as search_module
+
+    optical = load_encoder("optical", weights=str(trained.dir))
+    fused = Index.create(tmp_path / "fused", encoder=encoder, lanes={"optical": optical})
+    plain = Index.create(tmp_path / "plain", encoder=encoder)
+    assert fused.add(pdfs).pages == plain.add(pdfs).pages == len(TOPICS)
+    record = fused.manifest.lanes["optical"]
+    assert (record["encoder_id"], record["encoder_hash"]) == ("optical", optical.config_hash())
+    # every page has its lane vectors, equal to the optical encoder's own
+    table = fused.catalog.page_table()
+    located = fused.catalog.lane_table("optical", table)
+    assert (located.vec_count > 0).all()
+    lane = fused.lanes[0]
+    expected = _encode(pdfs[0], list(read_pages(pdfs[0]))[:1], optical)[0]
+    row = next(i for i in range(len(table)) if table.numbers[i] == 0 and table.doc_ids[i] == table.doc_ids.min())
+    stored = lane.store.page_vectors(int(table.page_ids[row]), Location(
+        int(located.vec_start[row]), int(located.vec_count[row]), int(located.pool_start[row]),
+        int(located.pool_count[row])))
+    np.testing.assert_allclose(stored.vectors, expected.vectors, atol=1e-2)  # bf16 storage
+    # hybrid = the text lane's hybrid + LANE_WEIGHT x the lane's standardized MaxSim on candidates
+    query = "Whales migrate across the cold ocean."
+    fused_hits = fused.search(query, k=len(TOPICS))
+    plain_hits = {(h.path, h.page): h.score for h in plain.search(query, k=len(TOPICS))}
+    lane_q = optical.encode_queries([query])[0]
+    weights = search_module.token_weights(lane_q.tokens)
+    lane_ms = lane.store.maxsim(lane_q.vectors * weights[:, None], located)
+    lane_z = dict(zip(zip(table.doc_ids.tolist(), table.numbers.tolist()), search_module._standardized(lane_ms)))
+    for hit in fused_hits:
+        expected_score = plain_hits[(hit.path, hit.page)] + search_module.LANE_WEIGHT * lane_z[(hit.doc_id, hit.page)]
+        assert hit.score == pytest.approx(expected_score, abs=1e-4)
+    assert (Path(fused_hits[0].path).name, fused_hits[0].page) == topic_page("oceans")
+    # removing a document removes its lane rows; the index reopens with its lane model
+    fused.remove(pdfs[0].name)
+    assert len(fused.catalog.lane_table("optical", fused.catalog.page_table()).page_ids) == len(TOPICS) - PAGES_PER_PDF
+    count = fused.catalog.db.execute("SELECT COUNT(*) FROM lane_pages").fetchone()[0]
+    assert count == len(TOPICS) - PAGES_PER_PDF
+    scores = [h.score for h in fused.search(query, k=5)]
+    fused.close()
+    reopened = Index.open(tmp_path / "fused", encoder=encoder)
+    assert [h.score for h in reopened.search(query, k=5)] == pytest.approx(scores, abs=1e-5)
+    assert reopened.info()["lanes"] == ["optical"]
+    reopened.close()
+    plain.close()
+
+
+def test_lane_mismatches_are_refused(trained, tiny_dir, pdfs, tmp_path, encoder):
+    from docpress import Index, IndexMismatchError
+    from docpress.encoders import load_encoder
+    from docpress.errors import DocpressError
+    from docpress.lanes import check_lane_encoder
+
+    index = Index.create(tmp_path / "ix", encoder=encoder,
+                         lanes={"optical": load_encoder("optical", weights=str(trained.dir))})
+    with pytest.raises(IndexMismatchError, match="lane 'optical' was built with encoder optical"):
+        check_lane_encoder("optical", index.manifest.lanes["optical"],
+                           load_encoder("optical", weights=str(tiny_dir)))  # the untrained model
+    index.close()
+    Index.create(tmp_path / "plain", encoder=encoder).close()
+    with pytest.raises(IndexMismatchError, match="lanes are chosen when an index is created"):
+        Index.create(tmp_path / "plain", encoder=encoder,
+                     lanes={"optical": load_encoder("optical", weights=str(trained.dir))})
+    with pytest.raises(DocpressError, match="needs another model"):
+        Index.create(tmp_path / "same", encoder=encoder, lanes={"text": encoder})
+    with pytest.raises(DocpressError, match="embedded store"):
+        Index.create(tmp_path / "q", encoder=encoder, store="qdrant+memory:x",
+                     lanes={"optical": load_encoder("optical", weights=str(trained.dir))})
+
+
+def test_cli_ingest_with_an_optical_lane(trained, pdfs, tmp_path, shared_text_lane):
+    from docpress.cli import app
+
+    ix = str(tmp_path / "ix")
+    result = runner.invoke(app, ["ingest", *map(str, pdfs[:2]), "--index", ix, "--lane", "optical",
+                                 "--weights", str(trained.dir), "--json"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(runner.invoke(app, ["info", "--index", ix, "--json"]).stdout)
+    assert info["encoder"] == "text" and info["lanes"] == ["optical"]
+    result = runner.invoke(app, ["ingest", str(pdfs[2]), "--index", ix, "--json"])  # lane rebuilt
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["search", "Whales migrate across the cold ocean.", "--index", ix, "--json"])
+    assert result.exit_code == 0, result.output

@@ -35,9 +35,11 @@ PARAMS_FILE = "codec.npz"
 # Chosen on FinanceBench (benchmarks/compression.py; 8,946 pages of ~680 MiniLM token vectors).
 _TEXT_PRUNE = {"method": "lexical"}  # stopwords and punctuation out: helped MaxSim, never hurt
 _SMALL_META = {"boxes": "u8", "words": "u16"}
-# Window summaries (~3.4 a page, the dense signal): sign bits of all 384 dims, 48 bytes each.
-# Projected binary codes were cheaper but their dense nDCG@5 swung by 3 points between fits.
-_BINARY_POOLED = {"quantize": {"kind": "binary", "asymmetric": True}}
+# Window summaries: dense search reads only a page's first (its title and opening lines), so
+# only that one is kept, as 192 PCA axes in int8 (~200 bytes a page). Binary codes of the
+# summaries cost dense nDCG@5 3 points within documents (measured on the previous presets).
+_FIRST_POOLED = {"reduce": {"method": "pca", "dims": 192}, "quantize": {"kind": "int8"},
+                 "windows": "first"}
 PRESETS: dict[str, dict] = {
     # As the embedded store keeps vectors today: bf16, nothing dropped (~540 KB a page).
     "none": {"quantize": {"kind": "bf16"}},
@@ -46,7 +48,7 @@ PRESETS: dict[str, dict] = {
         "prune": _TEXT_PRUNE,
         "merge": {"method": "ward", "pool_factor": 3.0},
         "quantize": {"kind": "binary", "asymmetric": True},
-        "pooled": {"reduce": {"method": "pca", "dims": 192}, "quantize": {"kind": "int8"}},
+        "pooled": _FIRST_POOLED,
         "meta": _SMALL_META,
     },
     # Under 4 KB a page: a quarter of the vectors, 192 rotated PCA axes, 1 bit each.
@@ -55,7 +57,7 @@ PRESETS: dict[str, dict] = {
         "merge": {"method": "ward", "pool_factor": 4.0},
         "reduce": {"method": "pca", "dims": 192, "rotate": True},
         "quantize": {"kind": "binary", "asymmetric": True, "scaled": True},
-        "pooled": _BINARY_POOLED,
+        "pooled": _FIRST_POOLED,
         "meta": _SMALL_META,
     },
     # Smallest (~2.5 KB a page): for searches filtered to a document, where it loses nothing.
@@ -64,7 +66,7 @@ PRESETS: dict[str, dict] = {
         "merge": {"method": "ward", "pool_factor": 5.0},
         "reduce": {"method": "pca", "dims": 128, "rotate": True},
         "quantize": {"kind": "binary", "asymmetric": True, "scaled": True},
-        "pooled": _BINARY_POOLED,
+        "pooled": _FIRST_POOLED,
         "meta": _SMALL_META,
     },
 }
@@ -144,8 +146,12 @@ def normalize_config(config: dict | str | None) -> dict:
         raise IndexMismatchError(f"compression config version {out['version']} is not "
                                  f"{CONFIG_VERSION}; re-compress the index")
     pooled = {**_DEFAULTS["pooled"], **(out["pooled"] or {})}
-    if set(pooled) != {"reduce", "quantize"}:
-        raise DocpressError(f"compression pooled takes reduce and quantize, not {sorted(pooled)}")
+    if not set(pooled) <= {"reduce", "quantize", "windows"}:
+        raise DocpressError(f"compression pooled takes reduce, quantize and windows, not {sorted(pooled)}")
+    if pooled.get("windows", "all") not in ("all", "first"):
+        raise DocpressError(f"compression pooled windows must be 'all' or 'first', not {pooled['windows']!r}")
+    if pooled.get("windows") == "all":
+        del pooled["windows"]  # the default, left out so older codecs keep their fingerprints
     meta = {**_DEFAULTS["meta"], **(out["meta"] or {})}
     for key, allowed in _META.items():
         if meta[key] not in allowed:
@@ -182,6 +188,8 @@ class Compressor:
         pooled_reduce = c["pooled"]["reduce"]
         self.pooled_reducer: Reducer | None = reducer_from_config(pooled_reduce) if pooled_reduce else None
         self.pooled_quantizer: Quantizer = quantizer_from_config(c["pooled"]["quantize"])
+        # "first": keep only a page's first window summary, the one dense search reads
+        self.first_window_only: bool = c["pooled"].get("windows") == "first"
         self.boxes_format: str = c["meta"]["boxes"]
         self.words_format: str = c["meta"]["words"]
         self.rerank: int = c["rerank"]
@@ -299,7 +307,8 @@ class Compressor:
         codes = self.quantizer.encode(self.reduce_vectors(page.vectors))
         return CompressedPage(codes, np.asarray(page.boxes, np.float32).reshape(-1, 4),
                               np.asarray(page.words, np.int32).reshape(-1),
-                              self.encode_pooled(page.pooled), n_in)
+                              self.encode_pooled(page.pooled[:1] if self.first_window_only
+                                                 else page.pooled), n_in)
 
     def reduce_vectors(self, vectors: np.ndarray) -> np.ndarray:
         """(n, dim) -> (n, reduced_dim) float32, norms kept (identity without a reduce stage)."""

@@ -143,6 +143,11 @@ class TrainSet:
     names:     per page, "file.pdf:page" (reports).
     eval_queries, eval_positives: held-out queries (never trained on) and their pages.
     query_texts, eval_texts: the queries' texts (reports, debugging).
+    groups:    optional (n_pages,) int, the source page of each page input: pages of one group
+               (a page and its copies with a query cut out) never meet in a batch and are
+               never each other's negatives. Default: every page its own group.
+    negatives: optional (n_queries,) int, a hard negative page input of each query (-1: none),
+               scored against the whole batch besides the in-batch pages.
     """
 
     pages: list
@@ -154,32 +159,42 @@ class TrainSet:
     eval_positives: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     query_texts: list[str] = field(default_factory=list)
     eval_texts: list[str] = field(default_factory=list)
+    groups: np.ndarray | None = None
+    negatives: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.positives = np.asarray(self.positives, dtype=np.int64)
         self.eval_positives = np.asarray(self.eval_positives, dtype=np.int64)
+        if self.groups is not None:
+            self.groups = np.asarray(self.groups, dtype=np.int64)
+            if len(self.groups) != len(self.pages):
+                raise ValueError("one group per page")
+        if self.negatives is not None:
+            self.negatives = np.asarray(self.negatives, dtype=np.int64)
+            if len(self.negatives) != len(self.queries) or self.negatives.max(initial=-1) >= len(self.pages):
+                raise ValueError("one negative page (or -1) per query")
         if len(self.positives) != len(self.queries):
             raise ValueError("one positive page per query")
         if len(self.positives) and (self.positives.min() < 0 or self.positives.max() >= len(self.pages)):
             raise ValueError("positives must index pages")
 
     def batches(self, batch_size: int, rng: np.random.Generator) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Endless (page indices, query indices): distinct pages, one random query of each.
+        """Endless (page indices, query indices): distinct groups, one random query of each.
 
-        Distinct pages keep the in-batch negatives true negatives. Pages are visited in a fresh
-        random order every pass.
+        Distinct pages (groups) keep the in-batch negatives true negatives. Groups are visited
+        in a fresh random order every pass; query i of a batch belongs to page i.
         """
-        by_page: dict[int, np.ndarray] = {}
+        group_of = self.groups if self.groups is not None else np.arange(len(self.pages))
+        by_group: dict[int, list[int]] = {}
         for q, p in enumerate(self.positives):
-            by_page.setdefault(int(p), []).append(q)
-        with_queries = np.array(sorted(by_page), dtype=np.int64)
+            by_group.setdefault(int(group_of[p]), []).append(q)
+        with_queries = np.array(sorted(by_group), dtype=np.int64)
         if len(with_queries) < 2:
             raise DocpressError("training needs queries for at least two pages (in-batch negatives)")
         size = min(batch_size, len(with_queries))
         while True:
             order = rng.permutation(with_queries)
             for b in range(0, len(order) - size + 1, size):
-                pages = order[b:b + size]
-                queries = np.array([by_page[int(p)][int(rng.integers(len(by_page[int(p)])))]
-                                    for p in pages], dtype=np.int64)
-                yield pages, queries
+                queries = np.array([by_group[int(g)][int(rng.integers(len(by_group[int(g)])))]
+                                    for g in order[b:b + size]], dtype=np.int64)
+                yield self.positives[queries], queries

@@ -23,6 +23,7 @@ class TrainConfig:
     batch_size: pages per step, each with one of its queries (in-batch negatives: the others).
     temperature: softmax temperature of the ColPali loss (scores are per-token means).
     cell_weight: weight of the cell regression term (needs targets); 0 turns it off.
+    reg_weight: weight of the lane's own regulariser (`lane.regularizer()`); 0 turns it off.
     warmup: steps of linear learning-rate warm-up.
     max_seconds: stop after this much wall time (None: no limit).
     """
@@ -33,6 +34,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     temperature: float = DEFAULT_TEMPERATURE
     cell_weight: float = 0.0
+    reg_weight: float = 0.0
     warmup: int = 20
     seed: int = 0
     max_seconds: float | None = None
@@ -77,6 +79,8 @@ def fit(lane: Lane, data: TrainSet, config: TrainConfig,
     """Train the lane's trainable parts in place; deterministic on a CPU for a given seed."""
     if config.cell_weight and not data.targets:
         raise DocpressError("the cell regression term needs teacher targets (distill builds them)")
+    if config.reg_weight and not callable(getattr(lane, "regularizer", None)):
+        raise DocpressError("this lane has no regulariser; train it with reg_weight 0")
     params = lane.parameters()
     if not params:
         raise DocpressError("the lane has nothing to train")
@@ -115,19 +119,37 @@ def fit(lane: Lane, data: TrainSet, config: TrainConfig,
 
 def _loss(lane: Lane, data: TrainSet, config: TrainConfig, page_idx: np.ndarray, query_idx: np.ndarray,
           targets: list | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(total, contrastive, cell) losses of one batch: query i belongs to page i."""
+    """(total, contrastive, cell) losses of one batch: query i belongs to page i.
+
+    The batch's hard negatives (data.negatives) join the pages every query is scored against;
+    a page of a query's own group (its source page) is masked out of that query's negatives.
+    """
+    columns = np.asarray(page_idx)
+    if data.negatives is not None:
+        extra = data.negatives[query_idx]
+        columns = np.concatenate([columns, extra[extra >= 0]])
     with lane.autocast():
-        pages, page_mask = lane.page_vectors([data.pages[i] for i in page_idx])
+        pages, page_mask = lane.page_vectors([data.pages[i] for i in columns])
         queries, query_mask = lane.query_vectors([data.queries[i] for i in query_idx])
         scores = maxsim_scores(queries.float(), query_mask, pages.float(), page_mask)
+        if data.groups is not None and len(columns) > len(page_idx):
+            same = data.groups[np.asarray(page_idx)][:, None] == data.groups[columns][None, :]
+            same[np.arange(len(page_idx)), np.arange(len(page_idx))] = False
+            scores = scores.masked_fill(torch.from_numpy(same).to(scores.device), float("-inf"))
         contrastive = colpali_loss(scores, config.temperature)
+        pages = pages[:len(page_idx)]
+        page_mask = page_mask[:len(page_idx)]
         cell = pages.new_zeros(())
         if targets is not None:
             goal, _ = pad([targets[i][0] for i in page_idx])
             have, _ = pad([targets[i][1] for i in page_idx])  # (B, n, 1) 0/1
             have = have[..., 0].to(pages.device) > 0
-            cell = cell_regression_loss(pages, goal.to(pages.device), have & page_mask)
-        return contrastive + config.cell_weight * cell, contrastive, cell
+            width = goal.shape[1]  # the hard negatives may have padded the pages wider
+            cell = cell_regression_loss(pages[:, :width], goal.to(pages.device), have & page_mask[:, :width])
+        total = contrastive + config.cell_weight * cell
+        if config.reg_weight:
+            total = total + config.reg_weight * lane.regularizer()
+        return total, contrastive, cell
 
 
 def _target_cache(lane: Lane, data: TrainSet) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -1,0 +1,55 @@
+"""The `docpress tune` command (registered on the app in docpress.cli)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+
+def tune(
+    index: Annotated[Optional[Path], typer.Option(
+        "--index", "-i", help="Index folder [default: $DOCPRESS_INDEX or ./.docpress].", show_default=False)] = None,
+    minutes: Annotated[Optional[float], typer.Option(help="Time budget for the training steps, in minutes.")] = None,
+    steps: Annotated[int, typer.Option(help="Optimizer steps (fewer when --minutes runs out).")] = 1500,
+    dims: Annotated[int, typer.Option(help="Size of the tuned token vectors (the head's output).")] = 128,
+    pages: Annotated[int, typer.Option(help="Pages sampled to train on (besides the held-out ones).")] = 3000,
+    seed: Annotated[int, typer.Option(help="Random seed (runs repeat exactly).")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+) -> None:
+    """Tune the text lane's token vectors on the index's own pages, without labels, and search with them."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from docpress.cli import _open, _run, err, out
+    from docpress.tune import TuneOptions
+
+    options = _run(lambda: TuneOptions(dims=dims, steps=steps, pages=pages, seed=seed,
+                                       max_seconds=minutes * 60 if minutes else None))
+    idx = _run(lambda: _open(index))
+    try:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=err, disable=as_json or not err.is_terminal) as bar:
+            task = bar.add_task("reading pages", total=None)
+
+            def progress(what: str, done: int, total: int) -> None:
+                bar.update(task, description=what[:40], completed=done, total=total)
+
+            report = _run(lambda: idx.tune(options, progress))
+    finally:
+        idx.close()
+    result = report.to_dict()
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    before, after = report.held_out.get("before"), report.held_out.get("after")
+    line = (f"tuned a {report.dims}-d head on {report.queries} pseudo-queries from {report.pages} pages: "
+            f"{report.steps} steps in {report.train_seconds:.0f}s"
+            f"{' (time budget reached)' if report.stopped == 'time' else ''}")
+    if before and after:
+        line += (f"; held-out Recall@1 {before['R@1']:.1f}% -> {after['R@1']:.1f}% "
+                 f"({report.eval_queries} queries)")
+    line += (f"; used by {', '.join(report.methods) or 'no method'}; "
+             f"+{report.bytes_per_page:,.0f} bytes a page -> {report.folder}")
+    out.print(line, highlight=False, soft_wrap=True)

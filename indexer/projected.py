@@ -1,0 +1,87 @@
+"""ProjectedStore: a LocalStore's token rows through a linear map, row for row, scored by MaxSim.
+
+Row i of `tokens.bf16` here is normalize(W x_i) for row i of the base store's tokens file, so
+the catalog's vec_start / vec_count address both files alike and a tuned lane needs no
+locations of its own. The rows are derived data: rows the base gains later (new ingests) are
+projected on the next read, under a lock, and a torn append is cut back to whole rows.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from indexer.catalog import PageTable
+from indexer.local import LocalStore, to_bf16_bits, token_maxsim
+from indexer.segments import AppendOnlyArray
+
+TOKENS = "tokens.bf16"
+# Base rows projected per chunk: 256k x 384 float32 in, 256k x 128 out, ~0.5 GB at the peak.
+PROJECT_ROWS = 1 << 18
+
+ProgressFn = Callable[[int, int], None]  # (rows done, rows total)
+
+
+class ProjectedStore:
+    """Token rows of `base` projected by `weight` ((out_dim, base.dim) float32) into `directory`."""
+
+    def __init__(self, directory: Path, base: LocalStore, weight: np.ndarray):
+        self.dir = Path(directory)
+        self.base = base
+        self.weight = np.ascontiguousarray(weight, np.float32)
+        if self.weight.shape[1] != base.dim:
+            raise ValueError(f"the map takes {self.weight.shape[1]}-d rows, the store holds {base.dim}-d")
+        self.dim = self.weight.shape[0]
+        self.tokens = AppendOnlyArray(self.dir / TOKENS, (self.dim,), "int16")
+
+    def project(self, rows: np.ndarray) -> np.ndarray:
+        """(n, base.dim) float32 -> (n, dim) float32 unit rows (zero rows stay zero)."""
+        out = torch.from_numpy(np.ascontiguousarray(rows, np.float32)) @ torch.from_numpy(self.weight).T
+        return torch.nn.functional.normalize(out, dim=-1).numpy()
+
+    def catch_up(self, progress: ProgressFn | None = None) -> int:
+        """Project the base rows this store lacks; returns how many it added.
+
+        A lock file keeps two processes from appending the same rows twice; the length is
+        read again under the lock.
+        """
+        if len(self.tokens) >= len(self.base.tokens):
+            return 0
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / "catch-up.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                return self._append_missing(progress)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _append_missing(self, progress: ProgressFn | None) -> int:
+        path = self.dir / TOKENS
+        if path.exists() and path.stat().st_size % self.tokens.row_bytes:
+            os.truncate(path, len(self.tokens) * self.tokens.row_bytes)  # a torn append: whole rows only
+        done, total = len(self.tokens), len(self.base.tokens)
+        if done > total:
+            raise ValueError(f"{path} has more rows ({done}) than its base store ({total})")
+        start = done
+        while done < total:
+            hi = min(total, done + PROJECT_ROWS)
+            self.tokens.append(to_bf16_bits(self.project(self.base.vector_rows(done, hi))))
+            done = hi
+            if progress:
+                progress(done - start, total - start)
+        return total - start
+
+    def maxsim(self, query: np.ndarray, pages: PageTable) -> np.ndarray:
+        """(n_pages,) MaxSim of a projected, weighted query ((n_tokens, dim) float32) on the pages."""
+        needed = int((pages.vec_start + pages.vec_count).max()) if len(pages) else 0
+        if needed > len(self.tokens):
+            self.catch_up()
+        return token_maxsim(self.tokens.view(), query, pages).sum(0)
+
+    def nbytes(self) -> int:
+        return self.tokens.nbytes()
