@@ -91,7 +91,9 @@ def wanted_now(manifest: Manifest, wanted: str | dict | None, pages: int) -> str
         return None
     if wanted == AUTO:
         chose_none = (manifest.compression or {}).get("preset") == NONE
-        return DEFAULT_PRESET if pages >= AUTO_MIN_PAGES and not chose_none else None
+        # a tuned lane is projected from the bf16 rows: never drop it unasked
+        keep = chose_none or bool(manifest.tuned)
+        return DEFAULT_PRESET if pages >= AUTO_MIN_PAGES and not keep else None
     return wanted if pages else None
 
 
@@ -122,7 +124,8 @@ def compress_index(index, config: str | dict, sample_vectors: int = 300_000, see
     Fits the codec on a sample of the index's own pages (only of `fit_page_ids` when given),
     writes a new vector folder, then in one catalog commit points every page at it; the old
     folder is deleted afterwards. "none" on a compressed index is refused (the float vectors
-    are gone). Returns the new record.
+    are gone). A tuned lane (`docpress tune`) is dropped: it reads the bf16 rows. Returns the
+    new record.
     """
     from docpress.compress import Compressor
     from docpress.compress.pipeline import normalize_config
@@ -158,7 +161,11 @@ def compress_index(index, config: str | dict, sample_vectors: int = 300_000, see
         catalog.set_state(FOLDER_KEY, folder)
     catalog.checkpoint()  # every page row was rewritten: do not leave a WAL the catalog's size
     index.manifest.compression = _record(name, store, folder)
+    tuned = index.manifest.tuned.get("folder")
+    index.manifest.tuned = {}  # its rows were projected from the bf16 rows, which are gone
     index.manifest.save(directory)
+    if tuned:
+        shutil.rmtree(directory / tuned, ignore_errors=True)
     index.store.close()
     index.store = store
     shutil.rmtree(directory / old_folder, ignore_errors=True)

@@ -285,3 +285,24 @@ def test_cli_tune_refuses_empty_and_qdrant_indexes_in_one_line(tmp_path, encoder
         result = runner.invoke(app, ["tune", "--index", str(tmp_path / name)])
         assert result.exit_code == 1 and message in result.output, result.output
         assert len(result.output.strip().splitlines()) == 1
+
+
+def test_compression_drops_the_tuned_lane_and_auto_never_does_it_unasked(tuned, encoder, tmp_path,
+                                                                         monkeypatch):
+    import docpress.index_compression as ic
+    from docpress import Index
+
+    folder = _copy(tuned[0], tmp_path)
+    monkeypatch.setattr(ic, "AUTO_MIN_PAGES", 1)
+    write_pdf(tmp_path / "new" / "extra.pdf", ["The ferry timetable changes in October; the last "
+                                               "boat leaves the harbour at nine in the evening."])
+    with Index.open(folder, encoder=encoder) as index:
+        index.add([tmp_path / "new"])  # "auto" on a tuned index: stays bf16, stays tuned
+        assert index.compression == "none" and index.tuned is not None
+        tuned_folder = folder / index.manifest.tuned["folder"]
+        index.compress("balanced")  # asked for: the tuned rows, projected from bf16, go
+        assert index.manifest.tuned == {} and index.tuned is None and not tuned_folder.exists()
+        hits = index.search("when does the last ferry leave", k=1, method="maxsim")
+        assert Path(hits[0].path).name == "extra.pdf"
+    with Index.open(folder, encoder=encoder) as index:
+        assert index.compression == "balanced" and index.tuned is None

@@ -54,14 +54,19 @@ class TextHeadLane:
     """A TokenHead trained over frozen text-lane vectors; implements docpress.train.Lane.
 
     encoder: the TextTokenEncoder that made the index (queries, and pages given as PDFs).
+    max_page_vectors: while training, each page input shows at most this many of its vectors,
+    a fresh random draw every step (None: all). A filing page has ~700; scoring all of them
+    made a step ~5x slower (padding to the longest page) and the draw doubles as augmentation.
+    Scoring outside training always uses every vector.
     """
 
     device = "cpu"
 
-    def __init__(self, head: TokenHead, encoder=None):
+    def __init__(self, head: TokenHead, encoder=None, max_page_vectors: int | None = None):
         self.head = head
         self.encoder = encoder
         self.dim = head.out_dim
+        self.max_page_vectors = max_page_vectors
 
     def autocast(self):
         return torch.autocast("cpu", enabled=False)  # float32 on the CPU: deterministic
@@ -82,9 +87,16 @@ class TextHeadLane:
     # -- trainable parts --------------------------------------------------------------------
     def page_vectors(self, items: list[TextPage]) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, n, out_dim) unit vectors of the pages (padded) and their (B, n) mask."""
-        shown = [item.shown() for item in items]
+        shown = [self._draw(item.shown()) for item in items]
         flat = self.head(torch.cat(shown).float()) if shown else torch.zeros((0, self.dim))
         return pad(list(torch.split(flat, [len(s) for s in shown])))
+
+    def _draw(self, vectors: torch.Tensor) -> torch.Tensor:
+        """A random subset of a page's vectors while training (torch's RNG: fit seeds it)."""
+        cap = self.max_page_vectors
+        if not self.head.training or cap is None or len(vectors) <= cap:
+            return vectors
+        return vectors[torch.randperm(len(vectors))[:cap].sort().values]
 
     def query_vectors(self, items: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, n, out_dim) unit vectors of the queries' tokens (padded) and their (B, n) mask."""

@@ -48,12 +48,13 @@ class TuneOptions:
     dims: the head's output size. pages / eval_pages: pages sampled for training and for the
     held-out measurement (disjoint). queries_per_page / eval_queries_per_page: pseudo-queries
     cut from each training / held-out page. pca_vectors: token vectors the PCA start is
-    computed from. max_seconds: time budget of the training steps. reg_weight: weight of the
+    computed from. max_page_vectors: vectors of a page drawn per training step (speed; see
+    TextHeadLane). max_seconds: time budget of the training steps. reg_weight: weight of the
     head's orthogonality term. methods: search methods that will use the tuned lane.
     """
 
     dims: int = 128
-    steps: int = 1500
+    steps: int = 600
     batch_size: int = 32
     lr: float = 2e-3
     temperature: float = 0.05
@@ -64,6 +65,7 @@ class TuneOptions:
     queries_per_page: int = 4
     eval_queries_per_page: int = 1
     pca_vectors: int = 100_000
+    max_page_vectors: int | None = 256
     max_seconds: float | None = None
     seed: int = 0
     methods: tuple[str, ...] = DEFAULT_METHODS
@@ -137,7 +139,7 @@ def tune_index(index, options: TuneOptions | None = None, progress: ProgressFn |
         raise DocpressError("the index's pages gave too few pseudo-queries to tune on; add more PDFs")
 
     head = TokenHead.from_pca(_pca_sample(train.pages, options.pca_vectors, rng), options.dims)
-    lane = TextHeadLane(head, index.encoder)
+    lane = TextHeadLane(head, index.encoder, options.max_page_vectors)
     data = _train_set(lane, train, options, progress)
     eval_queries, eval_pages, eval_groups = _eval_items(lane, held, progress)
 
