@@ -13,7 +13,9 @@ def tune(
     index: Annotated[Optional[Path], typer.Option(
         "--index", "-i", help="Index folder [default: $DOCPRESS_INDEX or ./.docpress].", show_default=False)] = None,
     minutes: Annotated[Optional[float], typer.Option(help="Time budget for the training steps, in minutes.")] = None,
-    steps: Annotated[int, typer.Option(help="Optimizer steps (fewer when --minutes runs out).")] = 600,
+    steps: Annotated[int, typer.Option(
+        help="Optimizer steps (fewer when --minutes runs out); more steps fit the pseudo-queries better "
+             "and real questions worse (README, Tuning).")] = 80,
     dims: Annotated[int, typer.Option(help="Size of the tuned token vectors (the head's output).")] = 128,
     pages: Annotated[int, typer.Option(help="Pages sampled to train on (besides the held-out ones).")] = 3000,
     seed: Annotated[int, typer.Option(help="Random seed (runs repeat exactly).")] = 0,

@@ -186,6 +186,8 @@ class Index:
     def info(self) -> dict:
         counts = self.catalog.counts()
         store_bytes = self.store.nbytes() + sum(lane.store.nbytes() for lane in self.lanes)
+        if self.tuned is not None:
+            store_bytes += self.tuned.nbytes()
         catalog_bytes = sum(p.stat().st_size for p in self.directory.glob("catalog.sqlite*"))
         return {
             "path": str(self.directory), "format_version": self.manifest.format_version,

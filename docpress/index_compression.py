@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from docpress.errors import DocpressError, IndexMismatchError
-from indexer.catalog import Catalog
-from indexer.manifest import Manifest
-from indexer.store import VectorStore
+
+if TYPE_CHECKING:  # the indexer modules import docpress: only types from them here
+    from indexer.catalog import Catalog
+    from indexer.manifest import Manifest
+    from indexer.store import VectorStore
 
 RAW_FOLDER = "vectors"
 FOLDER_KEY = "vectors_folder"
@@ -37,7 +39,7 @@ def preset_name(compression: dict | None) -> str:
     return compression.get("preset") or "custom"
 
 
-def open_vector_store(manifest: Manifest, directory: Path, catalog: Catalog) -> VectorStore:
+def open_vector_store(manifest: "Manifest", directory: Path, catalog: "Catalog") -> "VectorStore":
     """The store the catalog points at; repairs a manifest left stale by a crash."""
     if manifest.store != "local":
         from indexer.qdrant import QdrantStore
@@ -79,7 +81,7 @@ def _record(preset: str, store, folder: str) -> dict:
             "fingerprint": store.compressor.fingerprint(), "folder": folder}
 
 
-def wanted_now(manifest: Manifest, wanted: str | dict | None, pages: int) -> str | dict | None:
+def wanted_now(manifest: "Manifest", wanted: str | dict | None, pages: int) -> str | dict | None:
     """What an ingest run should compress with once its files are in (None: nothing).
 
     "auto" compresses an embedded bf16 index with DEFAULT_PRESET once it holds AUTO_MIN_PAGES
@@ -97,7 +99,7 @@ def wanted_now(manifest: Manifest, wanted: str | dict | None, pages: int) -> str
     return wanted if pages else None
 
 
-def check_compression(manifest: Manifest, wanted: str | dict | None, directory: Path) -> None:
+def check_compression(manifest: "Manifest", wanted: str | dict | None, directory: Path) -> None:
     """Refuse a compression request that differs from what the index already uses."""
     if wanted is None or wanted == AUTO:
         return

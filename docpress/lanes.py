@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from docpress.encoders import Encoder, load_encoder
 from docpress.errors import DocpressError, IndexMismatchError
-from indexer.local import LocalStore
-from indexer.manifest import Manifest
+
+if TYPE_CHECKING:  # the indexer modules import docpress: only types from them here
+    from indexer.local import LocalStore
+    from indexer.manifest import Manifest
 
 LANES_FOLDER = "lanes"
 
@@ -25,7 +28,7 @@ class Lane:
 
     name: str
     record: dict
-    store: LocalStore
+    store: "LocalStore"
     _encoder: Encoder | None = field(default=None, repr=False)
     tower_shared: bool = False  # search has tried to share the main model as its query tower
 
@@ -53,8 +56,10 @@ def check_lane_encoder(name: str, record: dict, encoder: Encoder) -> None:
             f"not {encoder.id} ({encoder.config_hash()}); open the index with the same lane model")
 
 
-def open_lanes(manifest: Manifest, directory: Path, encoders: dict[str, Encoder] | None = None) -> list[Lane]:
+def open_lanes(manifest: "Manifest", directory: Path, encoders: dict[str, Encoder] | None = None) -> list[Lane]:
     """The index's extra lanes; `encoders` gives already loaded encoders by lane name."""
+    from indexer.local import LocalStore
+
     lanes = []
     for name, record in sorted(manifest.lanes.items()):
         lane = Lane(name, record, LocalStore(Path(directory) / LANES_FOLDER / name, int(record["dim"])))
