@@ -50,6 +50,7 @@ class Index:
         self.lanes = open_lanes(manifest, self.directory, lane_encoders)
         self._encoder = encoder
         self._searcher = None
+        self._tuned: tuple | None = None  # (the store it was opened on, TunedLane or None)
 
     # -- lifecycle ----------------------------------------------------------------------
     @classmethod
@@ -224,17 +225,15 @@ class Index:
     def tuned(self):
         """The tuned lane (docpress.tune.TunedLane), opened on first use; None when not tuned or
         when the vectors are no longer the bf16 rows it was projected from."""
-        opened = self.__dict__.get("_tuned")
-        if opened is None or opened[0] is not self.store:
+        if self._tuned is None or self._tuned[0] is not self.store:  # compress swaps the store
             from docpress.tune.tuned import TunedLane
 
-            opened = (self.store, TunedLane.open(self.directory, self.manifest.tuned, self.store))
-            self._tuned = opened
-        return opened[1]
+            self._tuned = (self.store, TunedLane.open(self.directory, self.manifest.tuned, self.store))
+        return self._tuned[1]
 
     def reset_tuned(self) -> None:
         """Forget the opened tuned lane (tune installs a new one)."""
-        self.__dict__.pop("_tuned", None)
+        self._tuned = None
 
 
 def _encoder_for(manifest: Manifest, name: str) -> Encoder:

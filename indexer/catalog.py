@@ -204,9 +204,13 @@ class Catalog:
     def lane_table(self, lane: str, table: PageTable) -> PageTable:
         """`table`'s pages (same order) located in an extra lane's store; pages the lane has
         no vectors for get vec_count 0."""
-        rows = dict(((r[0], r[1:]) for r in self.db.execute(
-            "SELECT page_id, vec_start, vec_count, pool_start, pool_count FROM lane_pages "
-            "WHERE lane=?", (lane,))))
+        rows: dict[int, tuple] = {}
+        ids = [int(i) for i in table.page_ids]
+        for i in range(0, len(ids), 900):  # only the pages asked for: hybrid asks for ~256
+            chunk = ids[i:i + 900]
+            rows.update((r[0], r[1:]) for r in self.db.execute(
+                "SELECT page_id, vec_start, vec_count, pool_start, pool_count FROM lane_pages "
+                f"WHERE lane=? AND page_id IN ({','.join('?' * len(chunk))})", (lane, *chunk)))
         located = np.asarray([rows.get(int(p), (-1, 0, -1, 0)) for p in table.page_ids],
                              dtype=np.int64).reshape(-1, 4)
         return PageTable(table.page_ids, table.doc_ids, table.numbers, *(located[:, i].copy()

@@ -136,8 +136,8 @@ def tune_index(index, options: TuneOptions | None = None, progress: ProgressFn |
     started = time.perf_counter()
     _check(index)
     rng = np.random.default_rng(options.seed)
-    train_rows, eval_rows = _sample(index, options, rng)
     table = index.catalog.page_table()
+    train_rows, eval_rows = _sample(table, options, rng)
     train = _read(index, table, train_rows, options.queries_per_page, rng, progress, "reading pages")
     held = _read(index, table, eval_rows, options.eval_queries_per_page, rng, progress, "reading held-out pages")
     if len({q.page for q in train.queries}) < 2:
@@ -194,9 +194,8 @@ def _check(index) -> None:
         raise DocpressError("the index has no pages to tune on; add PDFs first with `docpress ingest`")
 
 
-def _sample(index, options: TuneOptions, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _sample(table, options: TuneOptions, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Rows of the page table for training and for the held-out measurement (a fifth at most)."""
-    table = index.catalog.page_table()
     eligible = np.flatnonzero(table.vec_count >= MIN_PAGE_VECTORS)
     if len(eligible) < 4:
         raise DocpressError(f"the index has {len(eligible)} pages with text enough to tune on; "
