@@ -23,7 +23,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np  # noqa: E402
 
 from docpress import Index  # noqa: E402
-from docpress.index_compression import compress_index  # noqa: E402
 from retriever.evaluate import evaluate, load_queries  # noqa: E402
 
 METHODS = ["hybrid", "maxsim", "dense"]
@@ -76,7 +75,7 @@ def main() -> None:
         fit_on = first_pages(index, args.fit_pages)
         docs = len({int(d) for d in index.catalog.page_table().subset(
             np.isin(index.catalog.page_table().page_ids, fit_on)).doc_ids})
-        compress_index(index, preset, fit_page_ids=fit_on)
+        index.compress(preset, fit_page_ids=fit_on)
         label = f"first {len(fit_on)} pages ({docs} documents)"
         for within in (False, True):
             for method in METHODS:

@@ -27,11 +27,11 @@ import numpy as np  # noqa: E402
 
 from docpress import Index  # noqa: E402
 from docpress.compress import Compressor  # noqa: E402
+from docpress.tokens import token_weights  # noqa: E402
 from indexer.catalog import PageTable  # noqa: E402
-from indexer.compressed import CompressedStore, build_compressed_store  # noqa: E402
+from indexer.stores.compressed import CompressedStore, build_compressed_store  # noqa: E402
 from retriever.evaluate import load_queries  # noqa: E402
 from retriever.metrics import ndcg_at, score_run  # noqa: E402
-from retriever.query_weights import token_weights  # noqa: E402
 
 _PF3 = '"prune": {"method": "lexical"}, "merge": {"method": "ward", "pool_factor": 3}'
 DEFAULT_SETTINGS = [

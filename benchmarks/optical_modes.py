@@ -20,7 +20,7 @@ import torch
 
 from docpress.encoders.optical import MODES, page_tokens
 from docpress.encoders.optical.encoder import OpticalEncoder
-from docpress.render import read_pages, render_page
+from docpress.pdf.reader import read_pages, render_page
 
 PAGES = {"tiny": 2, "small": 2, "base": 1, "large": 1, "gundam": 1}
 FP32_MODES = ("tiny", "small", "base")  # large and gundam take minutes a page in fp32 here

@@ -27,8 +27,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from docpress import Index  # noqa: E402
 from docpress.encoders import load_encoder  # noqa: E402
 from docpress.encoders.optical.encoder import DeepEncoderConfig, OpticalEncoder  # noqa: E402
-from docpress.train import (DistillOptions, OpticalLane, TrainConfig, distill_set, fit,  # noqa: E402
-                            retrieval_metrics, score_matrix)
+from docpress.train import (  # noqa: E402
+    DistillOptions,
+    OpticalLane,
+    TrainConfig,
+    distill_set,
+    fit,
+    retrieval_metrics,
+    score_matrix,
+)
 from retriever.evaluate import Query, evaluate, load_queries  # noqa: E402
 from retriever.metrics import score_run  # noqa: E402
 

@@ -1,20 +1,26 @@
-"""The public facade: create or open an index, add PDFs, search, list and remove documents."""
+"""The public facade: create or open an index, add PDFs, search, list and remove documents.
+
+It wires the parts together (catalog, store, lanes, searcher) and holds no logic of its own:
+ingest lives in docpress.ingest, re-coding in docpress.recode, search in retriever.
+"""
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from pathlib import Path
 from typing import Callable, Iterable
 
-from docpress.encoders import Encoder, load_encoder
+from docpress.encoders import Encoder, check_encoder, encoder_from_record, load_encoder
 from docpress.errors import DocpressError, IndexMismatchError, IndexNotFoundError
-from docpress.index_compression import (AUTO, check_compression, compress_index, open_vector_store,
-                                        preset_name, wanted_now)
 from docpress.ingest import IngestReport, ProgressFn, Skipped, ingest
-from docpress.lanes import new_lane_records, open_lanes
-from docpress.text import OcrMode
+from docpress.pdf.ocr import OcrMode
+from docpress.recode import AUTO, UNCOMPRESSED, check_compression, compress_store, wanted_now
 from indexer.catalog import Catalog, DocumentRow
-from indexer.manifest import MANIFEST, Manifest
+from indexer.factory import LOCAL, open_store
+from indexer.layout import catalog_files, catalog_path, manifest_path
+from indexer.manifest import Manifest, preset_name
+from retriever.lanes import TUNED, Lane, new_lane_records, open_lanes
 
 DEFAULT_INDEX = ".docpress"
 INDEX_ENV = "DOCPRESS_INDEX"
@@ -45,12 +51,23 @@ class Index:
                  lane_encoders: dict[str, Encoder] | None = None):
         self.directory = Path(directory)
         self.manifest = manifest
-        self.catalog = Catalog(self.directory / "catalog.sqlite")
-        self.store = open_vector_store(manifest, self.directory, self.catalog)
-        self.lanes = open_lanes(manifest, self.directory, lane_encoders)
+        self.catalog = Catalog(catalog_path(self.directory))
         self._encoder = encoder
+        self._lane_encoders = dict(lane_encoders or {})
+        self._open_parts()
+
+    def _open_parts(self) -> None:
+        """Open the store and lanes the manifest and catalog name; search is rebuilt on demand."""
+        self.store = open_store(self.manifest, self.directory, self.catalog)
+        self.lanes: list[Lane] = open_lanes(self.directory, self.manifest, self.store,
+                                            lambda: self.encoder, self._lane_encoders)
         self._searcher = None
-        self._tuned: tuple | None = None  # (the store it was opened on, TunedLane or None)
+
+    def _reopen_parts(self) -> None:
+        """After a writer changed what the manifest names (compress, tune)."""
+        for lane in self.lanes:
+            lane.close()
+        self._open_parts()
 
     # -- lifecycle ----------------------------------------------------------------------
     @classmethod
@@ -67,7 +84,7 @@ class Index:
         """
         directory = Path(directory or default_index_path())
         enc = encoder if isinstance(encoder, Encoder) else load_encoder(encoder, **encoder_options)
-        if (directory / MANIFEST).exists():
+        if manifest_path(directory).exists():
             if not exist_ok:
                 raise DocpressError(f"an index already exists at {directory}")
             index = cls.open(directory, encoder=enc, store=store)
@@ -77,15 +94,15 @@ class Index:
                                          f"{sorted(index.manifest.lanes) or 'none'}; lanes are "
                                          "chosen when an index is created")
             return index
-        store = _normalize_store(store or "local", directory)
-        if lanes and store != "local":
+        store = _normalize_store(store or LOCAL, directory)
+        if lanes and store != LOCAL:
             raise DocpressError("extra lanes need the embedded store (--store local)")
         records, lane_encoders = new_lane_records(lanes or {}, enc)
         directory.mkdir(parents=True, exist_ok=True)
-        options = enc.options() if callable(getattr(enc, "options", None)) else {}
-        manifest = Manifest(encoder_id=enc.id, encoder_config=enc.config(),
-                            encoder_hash=enc.config_hash(), dim=enc.dim, store=store,
-                            encoder_options=options, lanes=records)
+        record = enc.record()
+        manifest = Manifest(encoder_id=enc.id, encoder_config=record["encoder_config"],
+                            encoder_hash=record["encoder_hash"], dim=enc.dim, store=store,
+                            encoder_options=record["encoder_options"], lanes=records)
         index = cls(directory, manifest, enc, lane_encoders)
         manifest.save(directory)  # last: a folder without a manifest is no index yet
         return index
@@ -95,7 +112,7 @@ class Index:
              store: str | None = None) -> "Index":
         """Open an existing index; refuses one built with another encoder or format."""
         directory = Path(directory or default_index_path())
-        if not (directory / MANIFEST).exists():
+        if not manifest_path(directory).exists():
             raise IndexNotFoundError(f"no docpress index at {directory}; create one with "
                                      "`docpress ingest PDFS --index DIR`")
         manifest = Manifest.load(directory)
@@ -104,15 +121,20 @@ class Index:
                                      f"not {store!r}")
         enc = None
         if encoder is not None:
-            enc = encoder if isinstance(encoder, Encoder) else _encoder_for(manifest, encoder)
-            manifest.check_encoder(enc.id, enc.config_hash(), directory)
+            record = manifest.encoder_record()
+            if isinstance(encoder, Encoder):
+                enc = encoder
+            elif encoder == manifest.encoder_id:
+                enc = encoder_from_record(record)
+            else:
+                enc = load_encoder(encoder)
+            check_encoder(record, enc, f"index at {directory}")
         return cls(directory, manifest, enc)
 
     def close(self) -> None:
         self.catalog.close()
-        self.store.close()
         for lane in self.lanes:
-            lane.store.close()
+            lane.close()
 
     def __enter__(self) -> "Index":
         return self
@@ -124,10 +146,18 @@ class Index:
     def encoder(self) -> Encoder:
         """The index's encoder, loaded on first use (listing and removing need no model)."""
         if self._encoder is None:
-            enc = _encoder_for(self.manifest, self.manifest.encoder_id)
-            self.manifest.check_encoder(enc.id, enc.config_hash(), self.directory)
-            self._encoder = enc
+            self._encoder = encoder_from_record(self.manifest.encoder_record())
         return self._encoder
+
+    def lane(self, name: str) -> Lane | None:
+        """The lane called `name` (retriever.lanes: MAIN, TUNED or an extra lane), or None."""
+        return next((lane for lane in self.lanes if lane.name == name), None)
+
+    @property
+    def tuned(self) -> Lane | None:
+        """The tuned lane (`docpress tune`), or None when not tuned or when the vectors are no
+        longer the bf16 rows it was projected from."""
+        return self.lane(TUNED)
 
     # -- writing ------------------------------------------------------------------------
     def add(self, paths: Iterable[str | Path] | str | Path, metadata: dict | None = None,
@@ -143,9 +173,9 @@ class Index:
         if isinstance(paths, (str, Path)):
             paths = [paths]
         check_compression(self.manifest, compression, self.directory)
-        report = ingest(paths, self.catalog, self.store, self.encoder, OcrMode(ocr), metadata,
-                        progress, on_skip, self.lanes)
-        now = wanted_now(self.manifest, compression, self.catalog.counts()["pages"])
+        _ = self.encoder  # load (and check) the model before the first file is read
+        report = ingest(paths, self.catalog, self.lanes, OcrMode(ocr), metadata, progress, on_skip)
+        now = wanted_now(self.manifest, self.store, compression, self.catalog.counts()["pages"])
         if now is not None:
             self.compress(now)
         return report
@@ -156,17 +186,27 @@ class Index:
         return preset_name(self.manifest.compression)
 
     def compress(self, config: str | dict, seed: int = 0,
-                 progress: Callable[[int, int], None] | None = None) -> dict:
+                 progress: Callable[[int, int], None] | None = None,
+                 fit_page_ids=None) -> dict:
         """Re-code every page with a compression preset ("balanced", "compact", "tiny") or an
-        explicit config, fitted on this index's pages; returns the manifest's new record."""
-        record = compress_index(self, config, seed=seed, progress=progress)
-        self._searcher = None  # its caches hold the old store
-        return record
+        explicit config, fitted on this index's pages (only on `fit_page_ids` when given);
+        returns the manifest's new record."""
+        new = compress_store(self.directory, self.manifest, self.catalog, self.store, config,
+                             seed=seed, progress=progress, fit_page_ids=fit_page_ids)
+        if new is self.store:
+            return dict(UNCOMPRESSED)
+        self._reopen_parts()
+        return self.manifest.compression
+
+    def set_tuned(self, record: dict) -> None:
+        """Make the tuned lane `record` names the index's (written whole by `docpress tune`
+        first); the manifest write is the switch."""
+        self.manifest.tuned = record
+        self.manifest.save(self.directory)
+        self._reopen_parts()
 
     def remove(self, pattern: str) -> list[str]:
         """Delete documents whose path (or file name) matches a path or glob; return their paths."""
-        import fnmatch
-
         full = str(Path(pattern).resolve()) if not any(c in pattern for c in "*?[") else pattern
         gone = []
         for doc in self.catalog.documents():
@@ -174,7 +214,6 @@ class Index:
                     fnmatch.fnmatch(Path(doc.path).name, pattern):
                 with self.catalog.transaction():
                     pages = self.catalog.delete_document(doc.id)
-                self.store.remove(pages)
                 for lane in self.lanes:
                     lane.store.remove(pages)
                 gone.append(doc.path)
@@ -186,10 +225,8 @@ class Index:
 
     def info(self) -> dict:
         counts = self.catalog.counts()
-        store_bytes = self.store.nbytes() + sum(lane.store.nbytes() for lane in self.lanes)
-        if self.tuned is not None:
-            store_bytes += self.tuned.nbytes()
-        catalog_bytes = sum(p.stat().st_size for p in self.directory.glob("catalog.sqlite*"))
+        store_bytes = sum(lane.nbytes() for lane in self.lanes)
+        catalog_bytes = sum(p.stat().st_size for p in catalog_files(self.directory))
         return {
             "path": str(self.directory), "format_version": self.manifest.format_version,
             "encoder": self.manifest.encoder_id, "encoder_config": self.manifest.encoder_config,
@@ -207,47 +244,15 @@ class Index:
 
     def search_many(self, queries: list[str], k: int = 10, method: str = "hybrid",
                     path: str | None = None, metadata: dict | None = None):
-        if self._searcher is None:
-            from retriever.search import Searcher
-
-            self._searcher = Searcher(self)
-        return self._searcher.search(queries, k=k, method=method, path_glob=path, metadata=metadata)
-
-    # -- tuned lane (docpress tune) ----------------------------------------------------------
-    def tune(self, options=None, progress=None):
-        """Train a token head on this index's own pages (no labels) and search with it where
-        the manifest says; options: docpress.tune.TuneOptions. Returns a TuneReport."""
-        from docpress.tune.run import tune_index
-
-        return tune_index(self, options, progress)
+        return self.searcher.search(queries, k=k, method=method, path_glob=path, metadata=metadata)
 
     @property
-    def tuned(self):
-        """The tuned lane (docpress.tune.TunedLane), opened on first use; None when not tuned or
-        when the vectors are no longer the bf16 rows it was projected from."""
-        if self._tuned is None or self._tuned[0] is not self.store:  # compress swaps the store
-            from docpress.tune.tuned import TunedLane
+    def searcher(self):
+        """The retriever.search.Searcher over this index's parts, built on first use."""
+        if self._searcher is None:
+            from retriever.search import Searcher
+            from retriever.signals import SignalCache
 
-            self._tuned = (self.store, TunedLane.open(self.directory, self.manifest.tuned, self.store))
-        return self._tuned[1]
-
-    def reset_tuned(self) -> None:
-        """Forget the opened tuned lane (tune installs a new one)."""
-        self._tuned = None
-
-
-def _encoder_for(manifest: Manifest, name: str) -> Encoder:
-    """Rebuild the encoder the manifest describes (its recorded options), or the named one."""
-    if name != manifest.encoder_id:
-        return load_encoder(name)
-    if name == "optical":
-        # the weights path and mode live in the options; the config records only their hash
-        if not manifest.encoder_options:
-            raise DocpressError("this optical index records no encoder options (weights path); open "
-                                "it with Index.open(DIR, encoder=load_encoder('optical', weights=...))")
-        return load_encoder(name, **manifest.encoder_options)
-    options = {k: v for k, v in manifest.encoder_config.items() if k in ("max_length", "overlap")}
-    model = manifest.encoder_config.get("model")
-    if model and model != "all-MiniLM-L6-v2":
-        options["model"] = model
-    return load_encoder(name, **options)
+            self._searcher = Searcher(self.catalog, self.lanes,
+                                      SignalCache(self.directory, self.catalog, self.store))
+        return self._searcher

@@ -9,10 +9,12 @@ from typing import Callable, Iterable, Sequence
 
 from docpress.encoders.base import Encoder
 from docpress.errors import DocpressError, PdfError
-from docpress.render import Page, open_document, read_pages, render_pages
-from docpress.text import OcrMode, fill_text, resolve_ocr
+from docpress.pdf.ocr import OcrMode, fill_text, resolve_ocr
+from docpress.pdf.reader import open_document, read_pages, render_pages
+from docpress.types import Page
 from indexer.catalog import Catalog, PageRow
-from indexer.store import StoredPage, VectorStore
+from indexer.stores.base import StoredPage
+from retriever.lanes import Lane
 
 # Pages encoded per model call: enough windows to fill batches, small enough for steady progress.
 PAGES_PER_BATCH = 16
@@ -75,12 +77,11 @@ def expand_paths(paths: Iterable[str | Path]) -> tuple[list[Path], list[Skipped]
 ProgressFn = Callable[[str, int, int], None]  # (file, pages done in file, pages in file)
 
 
-def ingest_file(path: Path, catalog: Catalog, store: VectorStore, encoder: Encoder, ocr: OcrMode,
-                metadata: dict, report: IngestReport, progress: ProgressFn | None = None,
-                lanes: Sequence = ()) -> None:
+def ingest_file(path: Path, catalog: Catalog, lanes: Sequence[Lane], ocr: OcrMode, metadata: dict,
+                report: IngestReport, progress: ProgressFn | None = None) -> None:
     """Index one PDF, replacing an older version; all its pages become visible in one commit.
 
-    lanes: extra lanes (docpress.lanes.Lane) whose encoders also encode every page.
+    lanes: the index's lanes; each one that owns its rows encodes every page into its store.
     """
     key = str(path.resolve())
     document = open_document(path)  # raises PdfError for unusable files
@@ -88,24 +89,22 @@ def ingest_file(path: Path, catalog: Catalog, store: VectorStore, encoder: Encod
     if existing and existing.sha256 == document.sha256 and existing.metadata == metadata:
         report.unchanged.append(key)
         return
+    writers = [lane for lane in lanes if lane.owns_rows]
     first_id = catalog.next_page_id()
-    rows, stored = [], []
+    rows: list[PageRow] = []
+    stored: dict[str, list[StoredPage]] = {lane.name: [] for lane in writers}
     batch: list[Page] = []
 
-    lane_stored: dict[str, list[StoredPage]] = {lane.name: [] for lane in lanes}
-
     def flush() -> None:
-        vectors = _encode(path, batch, encoder)
-        for lane in lanes:
-            lane_vectors = _encode(path, batch, lane.encoder)
-            lane_stored[lane.name].extend(StoredPage(first_id + len(rows) + i, -1, v)
-                                          for i, v in enumerate(lane_vectors))
-        for page, vec in zip(batch, vectors):
-            page_id = first_id + len(rows)
+        words = [page.text.split(" ") for page in batch]
+        for lane in writers:
+            vectors = _encode(path, batch, lane.encoder)
+            stored[lane.name].extend(StoredPage(first_id + len(rows) + i, -1, v, w)
+                                     for i, (v, w) in enumerate(zip(vectors, words)))
+        for page in batch:
             rows.append(PageRow(doc_id=-1, number=page.number, width=page.width,
                                 height=page.height, text=page.text, text_source=page.text_source,
-                                id=page_id))
-            stored.append(StoredPage(page_id, -1, vec, page.text.split(" ")))
+                                id=first_id + len(rows)))
         batch.clear()
 
     for page in read_pages(path):
@@ -129,55 +128,52 @@ def ingest_file(path: Path, catalog: Catalog, store: VectorStore, encoder: Encod
         old_pages = catalog.delete_document(existing.id) if existing else []
         doc_id = catalog.insert_document(key, document.sha256, document.title,
                                          document.page_count, metadata)
-        for sp, row in zip(stored, rows):
-            sp.doc_id = row.doc_id = doc_id
-        locations = store.add(stored)  # durable before the commit that makes it visible
-        for row, loc in zip(rows, locations):
-            row.vec_start, row.vec_count = loc.vec_start, loc.vec_count
-            row.pool_start, row.pool_count = loc.pool_start, loc.pool_count
+        for row in rows:
+            row.doc_id = doc_id
         catalog.insert_pages(rows)
-        for lane in lanes:
-            pages = lane_stored[lane.name]
-            catalog.insert_lane_pages(lane.name, {sp.page_id: loc for sp, loc in
-                                                  zip(pages, lane.store.add(pages))})
+        for lane in writers:
+            pages = stored[lane.name]
+            for sp in pages:
+                sp.doc_id = doc_id
+            # durable in the store before the commit that makes the pages visible
+            lane.place(catalog, {sp.page_id: loc for sp, loc in zip(pages, lane.store.add(pages))})
     if old_pages:
-        store.remove(old_pages)
+        for lane in writers:
+            lane.store.remove(old_pages)
     (report.replaced if existing else report.added).append(key)
     report.pages += len(rows)
 
 
 def _encode(path: Path, pages: list[Page], encoder: Encoder) -> list:
     """The encoder's PageVectors of a batch, rendering the page images first when it reads them."""
-    needs_images = getattr(encoder, "needs_images", False)
-    if needs_images:
+    if encoder.needs_images:
         _attach_images(path, pages, encoder)
     try:
         return encoder.encode_pages(pages)
     finally:
-        if needs_images:
-            for page in pages:
-                page.image = None  # a batch of page images is megabytes: free them now
+        for page in pages:
+            page.image = None  # a batch of page images is megabytes: free them now
 
 
 def _attach_images(path: Path, pages: list[Page], encoder: Encoder) -> None:
     """Render the batch's pages (one opening of the file) at the DPI the encoder asks for.
 
-    Unreadable pages (no size) get image None, which the encoder turns into no vectors.
+    Unreadable pages (no size) and pages that fail to render are marked render_failed, which
+    the encoder turns into no vectors.
     """
     readable = [p for p in pages if p.width and p.height]
-    dpi_of = getattr(encoder, "render_dpi", None)
-    dpis = [dpi_of(p) if dpi_of else 150 for p in readable]
+    dpis = [encoder.render_dpi(p) for p in readable]
     images = render_pages(path, [p.number for p in readable], dpis) if readable else []
     for page in pages:
-        page.image = None
+        page.image, page.render_failed = None, True
     for page, image in zip(readable, images):
-        page.image = image
+        page.image, page.render_failed = image, image is None
 
 
-def ingest(paths: Iterable[str | Path], catalog: Catalog, store: VectorStore, encoder: Encoder,
+def ingest(paths: Iterable[str | Path], catalog: Catalog, lanes: Sequence[Lane],
            ocr: OcrMode = OcrMode.auto, metadata: dict | None = None,
            progress: ProgressFn | None = None,
-           on_skip: Callable[[Skipped], None] | None = None, lanes: Sequence = ()) -> IngestReport:
+           on_skip: Callable[[Skipped], None] | None = None) -> IngestReport:
     """Ingest files and folders; a bad file is reported in `skipped` and the rest go on."""
     report = IngestReport()
     started = time.perf_counter()
@@ -189,8 +185,7 @@ def ingest(paths: Iterable[str | Path], catalog: Catalog, store: VectorStore, en
             on_skip(item)
     for path in files:
         try:
-            ingest_file(path, catalog, store, encoder, ocr, dict(metadata or {}), report, progress,
-                        lanes)
+            ingest_file(path, catalog, lanes, ocr, dict(metadata or {}), report, progress)
         except PdfError as exc:
             item = Skipped(str(path), exc.reason)
         except DocpressError:

@@ -9,9 +9,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from docpress.errors import IndexMismatchError
+from indexer.layout import MANIFEST
 
 FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
+NONE = "none"  # the compression preset name of plain bf16 vectors
 
 
 @dataclass
@@ -51,9 +52,15 @@ class Manifest:
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})
 
-    def check_encoder(self, encoder_id: str, encoder_hash: str, directory: Path) -> None:
-        if (encoder_id, encoder_hash) != (self.encoder_id, self.encoder_hash):
-            raise IndexMismatchError(
-                f"index at {directory} was built with encoder {self.encoder_id} "
-                f"({self.encoder_hash}), not {encoder_id} ({encoder_hash}); open it with the "
-                "same encoder or ingest into a new --index folder")
+    def encoder_record(self) -> dict:
+        """The main encoder's record, in the shape of Encoder.record() (and of extra lanes')."""
+        return {"encoder_id": self.encoder_id, "encoder_config": self.encoder_config,
+                "encoder_hash": self.encoder_hash, "encoder_options": self.encoder_options,
+                "dim": self.dim}
+
+
+def preset_name(compression: dict | None) -> str:
+    """The preset a manifest's compression record names ("none" for plain bf16)."""
+    if not compression or "fingerprint" not in compression:
+        return NONE
+    return compression.get("preset") or "custom"

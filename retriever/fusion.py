@@ -1,4 +1,4 @@
-"""Score fusion: put signals on one scale and combine them, page- and document-level."""
+"""Score fusion: put signals on one scale (z-scores) and combine them with weights."""
 
 from __future__ import annotations
 
@@ -31,29 +31,3 @@ def weighted_sum(signals: dict[str, np.ndarray], weights: dict[str, float]) -> n
     if total is None:
         raise ValueError("no signal to fuse")
     return total
-
-
-def document_prior(page_scores: np.ndarray, doc_ids: np.ndarray, top: int = 3) -> np.ndarray:
-    """Per page: the mean of its document's `top` best page scores.
-
-    A question about one filing tends to match several of that filing's pages; this lifts
-    every page of the document that matches best as a whole.
-    >>> document_prior(np.array([1.0, 3.0, 2.0, 0.0]), np.array([7, 7, 8, 8]), top=1).tolist()
-    [3.0, 3.0, 2.0, 2.0]
-    """
-    order = np.lexsort((-page_scores, doc_ids))
-    sorted_docs = doc_ids[order]
-    starts = np.flatnonzero(np.r_[True, sorted_docs[1:] != sorted_docs[:-1]])
-    ends = np.r_[starts[1:], len(order)]
-    prior = np.empty(len(page_scores), dtype=np.float64)
-    for s, e in zip(starts, ends):
-        best = page_scores[order[s:min(e, s + top)]]
-        prior[order[s:e]] = best.mean()
-    return prior
-
-
-def reciprocal_rank(scores: np.ndarray, k: int = 60) -> np.ndarray:
-    """Reciprocal-rank scores 1 / (k + rank) of each page under one signal."""
-    ranks = np.empty(len(scores), dtype=np.int64)
-    ranks[np.argsort(-scores, kind="stable")] = np.arange(len(scores))
-    return 1.0 / (k + 1 + ranks)

@@ -23,7 +23,7 @@ class Hit:
 
     def image(self, dpi: int = 150):
         """The page rendered as a PIL image."""
-        from docpress.render import render_page
+        from docpress.pdf.reader import render_page
 
         return render_page(self.path, self.page, dpi=dpi)
 

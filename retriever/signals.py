@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from indexer.catalog import Catalog, PageTable
-from indexer.store import VectorStore
+from indexer.layout import cache_folder
+from indexer.stores.base import VectorStore
 from retriever.bm25 import Bm25Index
 
 HEAD_TOKENS = 32  # tokens that make a page's head vector (its title or heading)
@@ -41,7 +42,7 @@ class SignalCache:
 
     def _bm25(self, name: str, corpus) -> Bm25Index:
         return self._get(name, lambda g: Bm25Index.load_or_build(
-            self.directory / "cache" / name, g, corpus))
+            cache_folder(self.directory) / name, g, corpus))
 
     def page_bm25(self) -> Bm25Index:
         """Over each page's whole text."""
@@ -62,7 +63,7 @@ class SignalCache:
     def head_vectors(self, table: PageTable) -> np.ndarray:
         """(n_pages, dim) head vectors aligned with `table` (a subset of the live pages)."""
         def build(generation: int):
-            path = self.directory / "cache" / "heads.npz"
+            path = cache_folder(self.directory) / "heads.npz"
             if path.exists():
                 saved = np.load(path)
                 if int(saved["generation"]) == generation:

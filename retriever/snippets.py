@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from docpress.maxsim import best_matches
+
 SNIPPET_WORDS = 32
 
 
@@ -43,10 +45,9 @@ def snippet(text: str, page_vectors, query: np.ndarray, width: int = SNIPPET_WOR
         return "", []
     if len(page_vectors.vectors) == 0 or len(query) == 0:
         return " ".join(words[:width]), []
-    sims = query @ page_vectors.vectors.T  # (n_query_tokens, n_vectors)
-    best = sims.argmax(1)
+    best, scores = best_matches(query, page_vectors.vectors)
     focus = page_vectors.words[best].astype(np.int64)
-    weights = np.clip(sims.max(1), 0.0, None)
+    weights = np.clip(scores, 0.0, None)
     worded = focus >= 0  # a -1 must not count as the page's first word
     start, end = best_window(len(words), focus[worded], weights[worded], width)
     prefix = "… " if start > 0 else ""

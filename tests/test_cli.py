@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import TOPICS, write_pdf
 from typer.testing import CliRunner
 
-from conftest import TOPICS, write_pdf
 from docpress.cli import app
 
 runner = CliRunner()

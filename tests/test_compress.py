@@ -5,16 +5,25 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from docpress.compress import (BinaryQuantizer, Compressor, GridMerger, HalfQuantizer,
-                               Int8Quantizer, LexicalPruner, PcaReducer, PqQuantizer, SignalPruner,
-                               WardMerger)
+from docpress.compress import (
+    BinaryQuantizer,
+    Compressor,
+    GridMerger,
+    HalfQuantizer,
+    Int8Quantizer,
+    LexicalPruner,
+    PcaReducer,
+    PqQuantizer,
+    SignalPruner,
+    WardMerger,
+)
 from docpress.compress.quantize import hamming
-from docpress.encoders.base import PageVectors
 from docpress.errors import DocpressError, IndexMismatchError
+from docpress.types import PageVectors
 from indexer.catalog import PageTable
-from indexer.compressed import CompressedStore, build_compressed_store
-from indexer.local import LocalStore
-from indexer.store import StoredPage
+from indexer.stores.base import StoredPage
+from indexer.stores.bf16 import Bf16Store
+from indexer.stores.compressed import CompressedStore, build_compressed_store
 
 DIM = 64
 STOP = ["the", "of", "and", "to", "in", ",", ".", "(", ")", "$"]
@@ -297,7 +306,7 @@ def test_compressed_store_ranks_the_right_page_first(tmp_path, vocab, corpus, co
     comp = Compressor.from_config(config)
     comp.fit(pages, words)
     store = CompressedStore(tmp_path / "store", comp)
-    locations = store.add([StoredPage(i + 1, 0, p) for i, p in enumerate(pages)], words)
+    locations = store.add([StoredPage(i + 1, 0, p, w) for i, (p, w) in enumerate(zip(pages, words))])
     table = table_for(locations, doc_ids=[i // 8 for i in range(len(pages))])
     assert store.nbytes() > 0
     for topic in TOPIC_WORDS:
@@ -330,7 +339,7 @@ def test_code_scores_equal_decoded_scores_in_the_store(tmp_path, corpus, quantiz
     comp = Compressor.from_config(small("compact", quantize=quantize, rerank=5))
     comp.fit(pages, words)
     store = CompressedStore(tmp_path / "store", comp)
-    locations = store.add([StoredPage(i + 1, 0, p) for i, p in enumerate(pages)], words)
+    locations = store.add([StoredPage(i + 1, 0, p, w) for i, (p, w) in enumerate(zip(pages, words))])
     table = table_for(locations)
     query = pages[9].vectors[:5]
     q = comp.transform_query(query)
@@ -363,7 +372,7 @@ def test_store_refuses_another_codec(tmp_path, corpus):
 
 def test_build_from_a_bf16_store_matches_it_without_compression(tmp_path, vocab, corpus):
     pages, words, _ = corpus
-    src = LocalStore(tmp_path / "src", DIM)
+    src = Bf16Store(tmp_path / "src", DIM)
     src_table = table_for(src.add([StoredPage(i + 1, 0, p) for i, p in enumerate(pages)]))
     page_words = {i + 1: w for i, w in enumerate(words)}
     store, locations = build_compressed_store(src, src_table, page_words, Compressor.from_config("none"),

@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 from conftest import TOPICS, write_pdf
+
 from docpress import Index
 
 # Runs in a child process: ingests the folder and SIGKILLs itself right after the vectors of
@@ -16,10 +17,10 @@ from docpress import Index
 KILLER = textwrap.dedent("""
     import os, signal, sys
     from docpress import Index
-    from indexer.local import LocalStore
+    from indexer.stores.bf16 import Bf16Store
 
     calls = {"n": 0}
-    original = LocalStore.add
+    original = Bf16Store.add
 
     def add_then_die(self, pages):
         locations = original(self, pages)
@@ -28,7 +29,7 @@ KILLER = textwrap.dedent("""
             os.kill(os.getpid(), signal.SIGKILL)
         return locations
 
-    LocalStore.add = add_then_die
+    Bf16Store.add = add_then_die
     Index.create(sys.argv[1]).add([sys.argv[2]])
 """)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import QUESTIONS, TOPICS, write_image_only_pdf, write_pdf
+
 from docpress import Index, IndexMismatchError, IndexNotFoundError
 from docpress.errors import DocpressError
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import QUESTIONS, TOPICS, write_pdf
+
 from docpress import Index, IndexMismatchError
 from docpress.errors import DocpressError
-from docpress.index_compression import FOLDER_KEY
+from indexer.layout import VECTOR_FOLDER_KEY as FOLDER_KEY
 
 # Filler pages: the codec fits on the index's own pages, and five topic pages are few.
 FILLER = [f"Section {i}. The committee reviewed item {i} of the agenda, the schedule of works, "
@@ -113,12 +113,12 @@ def test_a_codec_that_differs_from_the_manifest_is_refused(tmp_path, encoder):
 def test_crash_before_the_commit_leaves_the_index_as_it_was(tmp_path, encoder, monkeypatch):
     index = build(tmp_path, encoder, compression=None)
     before = [(h.path, h.score) for h in index.search("penalty shootout", k=3, method="maxsim")]
-    import indexer.compressed as compressed
+    import indexer.stores.compressed as compressed
 
     real = compressed.CompressedStore.add
 
-    def add_then_die(self, pages, words=None):
-        real(self, pages, words)
+    def add_then_die(self, pages):
+        real(self, pages)
         raise KeyboardInterrupt  # as if killed while writing the new rows
 
     monkeypatch.setattr(compressed.CompressedStore, "add", add_then_die)
@@ -184,7 +184,7 @@ def test_cli_compress_and_ingest_option(tmp_path, encoder):
 
 
 def test_auto_compresses_once_the_index_is_large_enough(tmp_path, encoder, monkeypatch):
-    import docpress.index_compression as ic
+    import docpress.recode as ic
 
     monkeypatch.setattr(ic, "AUTO_MIN_PAGES", len(TOPICS) + len(FILLER) + 1)
     index = build(tmp_path, encoder, compression="auto")
@@ -196,7 +196,7 @@ def test_auto_compresses_once_the_index_is_large_enough(tmp_path, encoder, monke
 
 
 def test_auto_keeps_an_index_the_user_chose_not_to_compress(tmp_path, encoder, monkeypatch):
-    import docpress.index_compression as ic
+    import docpress.recode as ic
 
     monkeypatch.setattr(ic, "AUTO_MIN_PAGES", 1)
     index = build(tmp_path, encoder, compression="none")

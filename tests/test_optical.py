@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 import torch
 
-from docpress.encoders.base import Encoder, QueryVectors
+from docpress.encoders.base import Encoder
 from docpress.encoders.optical import MODES, grid_side, page_tokens
 from docpress.encoders.optical.encoder import DeepEncoder, DeepEncoderConfig, OpticalEncoder
-from docpress.encoders.optical.modes import (choose_grid, make_views, pad_to_square, sam_side,
-                                             tile_grid)
+from docpress.encoders.optical.modes import choose_grid, make_views, pad_to_square, sam_side, tile_grid
 from docpress.encoders.optical.weights import detect_layout, infer_dims
 from docpress.errors import BackendUnavailableError, DocpressError
+from docpress.types import QueryVectors
 
 
 def tiny_config(**changes) -> DeepEncoderConfig:
@@ -195,7 +195,7 @@ def test_batch_and_single_give_the_same_vectors():
 def test_encode_pages_from_a_rendered_pdf(tmp_path):
     import pymupdf
 
-    from docpress.render import read_pages, render_page
+    from docpress.pdf.reader import read_pages, render_page
 
     path = tmp_path / "one.pdf"
     doc = pymupdf.open()

@@ -17,8 +17,17 @@ import torch
 from typer.testing import CliRunner
 
 from docpress.encoders.optical.encoder import DeepEncoderConfig, OpticalEncoder
-from docpress.train import (DistillOptions, OpticalLane, TrainConfig, colpali_loss, distill_set, fit,
-                            maxsim_scores, retrieval_metrics, score_matrix)
+from docpress.maxsim import padded_maxsim
+from docpress.train import (
+    DistillOptions,
+    OpticalLane,
+    TrainConfig,
+    colpali_loss,
+    distill_set,
+    fit,
+    retrieval_metrics,
+    score_matrix,
+)
 
 runner = CliRunner()
 
@@ -128,7 +137,7 @@ def test_colpali_loss_on_a_hand_made_batch():
                          for i in range(4)])  # page i: its own axis at 1, two others at 0.5
     q_mask = torch.ones(4, 2, dtype=torch.bool)
     p_mask = torch.ones(4, 3, dtype=torch.bool)
-    scores = maxsim_scores(queries, q_mask, pages, p_mask)
+    scores = padded_maxsim(queries, q_mask, pages, p_mask)
     assert torch.allclose(scores.diagonal(), torch.ones(4))
     assert (scores - torch.eye(4) * scores).max() <= 0.5  # other pages match at most half as well
     perfect = colpali_loss(scores, temperature=0.02)
@@ -148,7 +157,7 @@ def test_maxsim_scores_ignore_padding_and_match_a_loop():
     q_mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]], dtype=torch.bool)
     p_mask = torch.ones(4, 7, dtype=torch.bool)
     p_mask[2, 3:] = False
-    scores = maxsim_scores(queries, q_mask, pages, p_mask)
+    scores = padded_maxsim(queries, q_mask, pages, p_mask)
     for q in range(3):
         for p in range(4):
             sims = queries[q][q_mask[q]] @ pages[p][p_mask[p]].T
@@ -191,7 +200,7 @@ def test_only_the_head_and_query_projection_train_by_default(tiny_dir, trained):
 
 def test_lane_vectors_equal_the_encoders(trained, pdfs):
     """What training scores is what the index stores and searches."""
-    from docpress.render import read_pages, render_pages
+    from docpress.pdf.reader import read_pages, render_pages
 
     lane, enc = trained.lane, trained.encoder
     page = next(read_pages(pdfs[0]))
@@ -210,7 +219,7 @@ def test_lane_vectors_equal_the_encoders(trained, pdfs):
 # -- checkpoints ----------------------------------------------------------------------------------
 def test_checkpoint_round_trip_gives_identical_vectors(trained, pdfs):
     from docpress.encoders import load_encoder
-    from docpress.render import read_pages, render_pages
+    from docpress.pdf.reader import read_pages, render_pages
 
     again = load_encoder("optical", weights=str(trained.dir), dtype="float32")
     again.use_query_tower(trained.lane.encoder._query_encoder)
@@ -264,7 +273,7 @@ def test_ingest_renders_only_for_encoders_that_need_images(tmp_path, pdfs, encod
     original = encoder.encode_pages
 
     def spy(pages):
-        seen.extend(hasattr(p, "image") for p in pages)
+        seen.extend(p.image is not None or p.render_failed for p in pages)
         return original(pages)
 
     encoder.encode_pages = spy
@@ -278,7 +287,7 @@ def test_ingest_renders_only_for_encoders_that_need_images(tmp_path, pdfs, encod
 
 def test_render_pages_opens_once_and_follows_dpis(pdfs):
     from docpress.errors import PdfError
-    from docpress.render import render_pages
+    from docpress.pdf.reader import render_pages
 
     small, large = render_pages(pdfs[0], [0, 3], [36, 72])
     assert small.size == (298, 421) and large.size == (595, 842)
@@ -287,7 +296,7 @@ def test_render_pages_opens_once_and_follows_dpis(pdfs):
 
 
 def test_snippet_does_not_map_wordless_vectors_to_the_first_word():
-    from docpress.encoders.base import PageVectors
+    from docpress.types import PageVectors
     from retriever.snippets import snippet
 
     words = " ".join(f"w{i}" for i in range(100))
@@ -370,9 +379,11 @@ def test_text_index_with_an_optical_lane_fuses_both(trained, pdfs, tmp_path, enc
     from docpress import Index
     from docpress.encoders import load_encoder
     from docpress.ingest import _encode
-    from docpress.render import read_pages
-    from indexer.store import Location
-    from retriever import search as search_module
+    from docpress.pdf.reader import read_pages
+    from docpress.tokens import token_weights
+    from indexer.stores.base import Location
+    from retriever.fusion import standardize
+    from retriever.lanes import LANE_WEIGHT
 
     optical = load_encoder("optical", weights=str(trained.dir))
     fused = Index.create(tmp_path / "fused", encoder=encoder, lanes={"optical": optical})
@@ -384,7 +395,7 @@ def test_text_index_with_an_optical_lane_fuses_both(trained, pdfs, tmp_path, enc
     table = fused.catalog.page_table()
     located = fused.catalog.lane_table("optical", table)
     assert (located.vec_count > 0).all()
-    lane = fused.lanes[0]
+    lane = fused.lane("optical")
     expected = _encode(pdfs[0], list(read_pages(pdfs[0]))[:1], optical)[0]
     row = next(i for i in range(len(table)) if table.numbers[i] == 0 and table.doc_ids[i] == table.doc_ids.min())
     stored = lane.store.page_vectors(int(table.page_ids[row]), Location(
@@ -396,11 +407,11 @@ def test_text_index_with_an_optical_lane_fuses_both(trained, pdfs, tmp_path, enc
     fused_hits = fused.search(query, k=len(TOPICS))
     plain_hits = {(h.path, h.page): h.score for h in plain.search(query, k=len(TOPICS))}
     lane_q = optical.encode_queries([query])[0]
-    weights = search_module.token_weights(lane_q.tokens)
+    weights = token_weights(lane_q.tokens)
     lane_ms = lane.store.maxsim(lane_q.vectors * weights[:, None], located)
-    lane_z = dict(zip(zip(table.doc_ids.tolist(), table.numbers.tolist()), search_module._standardized(lane_ms)))
+    lane_z = dict(zip(zip(table.doc_ids.tolist(), table.numbers.tolist()), standardize(lane_ms)))
     for hit in fused_hits:
-        expected_score = plain_hits[(hit.path, hit.page)] + search_module.LANE_WEIGHT * lane_z[(hit.doc_id, hit.page)]
+        expected_score = plain_hits[(hit.path, hit.page)] + LANE_WEIGHT * lane_z[(hit.doc_id, hit.page)]
         assert hit.score == pytest.approx(expected_score, abs=1e-4)
     assert (Path(fused_hits[0].path).name, fused_hits[0].page) == topic_page("oceans")
     # removing a document removes its lane rows; the index reopens with its lane model
@@ -419,15 +430,14 @@ def test_text_index_with_an_optical_lane_fuses_both(trained, pdfs, tmp_path, enc
 
 def test_lane_mismatches_are_refused(trained, tiny_dir, pdfs, tmp_path, encoder):
     from docpress import Index, IndexMismatchError
-    from docpress.encoders import load_encoder
+    from docpress.encoders import check_encoder, load_encoder
     from docpress.errors import DocpressError
-    from docpress.lanes import check_lane_encoder
 
     index = Index.create(tmp_path / "ix", encoder=encoder,
                          lanes={"optical": load_encoder("optical", weights=str(trained.dir))})
     with pytest.raises(IndexMismatchError, match="lane 'optical' was built with encoder optical"):
-        check_lane_encoder("optical", index.manifest.lanes["optical"],
-                           load_encoder("optical", weights=str(tiny_dir)))  # the untrained model
+        check_encoder(index.manifest.lanes["optical"], load_encoder("optical", weights=str(tiny_dir)),
+                      "lane 'optical'")  # the untrained model
     index.close()
     Index.create(tmp_path / "plain", encoder=encoder).close()
     with pytest.raises(IndexMismatchError, match="lanes are chosen when an index is created"):

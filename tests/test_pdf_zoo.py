@@ -14,11 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from docpress.encoders.base import Encoder, PageVectors, QueryVectors
+from docpress.encoders.base import Encoder
 from docpress.ingest import ingest
-from docpress.render import Page, open_document, read_pages
+from docpress.pdf.reader import open_document, read_pages
+from docpress.types import Page, PageVectors, QueryVectors
 from indexer.catalog import Catalog
-from indexer.local import LocalStore
+from indexer.stores.bf16 import Bf16Store
+from retriever.lanes import Lane
 
 ZOO = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "pdf-zoo"
 
@@ -123,8 +125,10 @@ def swept(zoo_files, tmp_path_factory):
     """Ingest every file of the zoo (any extension), once for the module."""
     root = tmp_path_factory.mktemp("zoo-index")
     catalog = Catalog(root / "catalog.sqlite")
-    store = LocalStore(root / "vectors", HashEncoder.dim)
-    report = ingest(zoo_files, catalog, store, HashEncoder(), ocr="off")  # must not raise
+    store = Bf16Store(root / "vectors", HashEncoder.dim)
+    encoder = HashEncoder()
+    lane = Lane("main", {}, store, lambda: encoder)
+    report = ingest(zoo_files, catalog, [lane], ocr="off")  # must not raise
     yield report, catalog
     catalog.close()
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import QUESTIONS, TOPICS
+
 from docpress import Index
 
 pytest.importorskip("qdrant_client")

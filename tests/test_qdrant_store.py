@@ -1,4 +1,4 @@
-"""QdrantStore against LocalStore and brute force: same scores, same order, same page data."""
+"""QdrantStore against Bf16Store and brute force: same scores, same order, same page data."""
 
 from __future__ import annotations
 
@@ -10,16 +10,16 @@ import pytest
 
 pytest.importorskip("qdrant_client")
 
-from docpress.encoders.base import PageVectors  # noqa: E402
 from docpress.errors import BackendUnavailableError, DocpressError, IndexMismatchError  # noqa: E402
+from docpress.types import PageVectors  # noqa: E402
 from indexer.catalog import PageTable  # noqa: E402
-from indexer.local import LocalStore  # noqa: E402
-from indexer.qdrant import QdrantStore, parse_location  # noqa: E402
-from indexer.store import Location, StoredPage  # noqa: E402
+from indexer.stores.base import Location, StoredPage  # noqa: E402
+from indexer.stores.bf16 import Bf16Store  # noqa: E402
+from indexer.stores.qdrant import QdrantStore, parse_location  # noqa: E402
 
 DIM = 24
 N_PAGES = 30
-# LocalStore keeps bf16 vectors and scores bf16 x bf16: ~3 significant digits per product.
+# Bf16Store keeps bf16 vectors and scores bf16 x bf16: ~3 significant digits per product.
 BF16_RTOL, BF16_ATOL = 2e-2, 5e-2
 
 
@@ -80,7 +80,7 @@ def pages() -> list[StoredPage]:
 
 @pytest.fixture(scope="module")
 def local(pages, tmp_path_factory):
-    store = LocalStore(tmp_path_factory.mktemp("local"), DIM)
+    store = Bf16Store(tmp_path_factory.mktemp("local"), DIM)
     table = page_table(pages, store.add(pages))
     yield store, table
     store.close()
@@ -96,7 +96,7 @@ def qdrant(request, pages, tmp_path):
     store.close()
 
 
-# -- congruence with LocalStore and brute force --------------------------------------------
+# -- congruence with Bf16Store and brute force --------------------------------------------
 def test_locations_carry_counts(qdrant, pages):
     _, table = qdrant
     assert (table.vec_start == -1).all() and (table.pool_start == -1).all()
@@ -188,7 +188,7 @@ def test_empty_table_and_empty_query(qdrant):
 
 
 def test_many_ids_are_batched(qdrant, pages, monkeypatch):
-    import indexer.qdrant as module
+    import indexer.stores.qdrant as module
 
     monkeypatch.setattr(module, "IDS_PER_REQUEST", 7)
     store, table = qdrant
@@ -200,7 +200,7 @@ def test_many_ids_are_batched(qdrant, pages, monkeypatch):
 
 
 def test_upserts_are_batched(tmp_path, monkeypatch):
-    import indexer.qdrant as module
+    import indexer.stores.qdrant as module
 
     monkeypatch.setattr(module, "MAX_FLOATS_PER_UPSERT", 10 * DIM)
     pages = make_pages(seed=3, n=8)
@@ -245,7 +245,7 @@ def test_page_vectors_round_trip(qdrant, local, pages):
         assert got.words.dtype == np.int32 and got.boxes.dtype == np.float32
         np.testing.assert_array_equal(got.weights, np.ones(len(want), np.float32))
         np.testing.assert_allclose(got.pooled, want.pooled, rtol=1e-6)
-        # Same shapes and dtypes as LocalStore hands back.
+        # Same shapes and dtypes as Bf16Store hands back.
         local_loc = Location(int(local_table.vec_start[i]), int(local_table.vec_count[i]),
                              int(local_table.pool_start[i]), int(local_table.pool_count[i]))
         ref = local_store.page_vectors(int(local_table.page_ids[i]), local_loc)

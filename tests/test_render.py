@@ -10,10 +10,10 @@ import pytest
 
 pymupdf = pytest.importorskip("pymupdf")
 
-from docpress import text as text_mod  # noqa: E402
 from docpress.errors import PdfError  # noqa: E402
-from docpress.render import open_document, read_pages, render_page  # noqa: E402
-from docpress.text import OcrMode, fill_text  # noqa: E402
+from docpress.pdf import ocr as text_mod  # noqa: E402
+from docpress.pdf.ocr import OcrMode, fill_text  # noqa: E402
+from docpress.pdf.reader import open_document, read_pages, render_page  # noqa: E402
 
 A4 = (595, 842)
 SENTENCE = "The quick brown fox jumps over the lazy dog"
@@ -213,7 +213,7 @@ def test_fill_text_survives_an_ocr_failure(tmp_path, monkeypatch):
 
 
 def test_fill_text_keeps_a_longer_text_layer(tmp_path, monkeypatch):
-    from docpress.render import Word
+    from docpress.types import Word
 
     doc = pymupdf.open()
     page = doc.new_page()

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import write_pdf
 from typer.testing import CliRunner
 
-from conftest import write_pdf
 from docpress.cli import app
 from docpress.errors import DocpressError
-from docpress.tune import TokenHead, TuneOptions, cut_queries, hard_negatives
+from docpress.tune import TokenHead, TuneOptions, cut_queries, hard_negatives, tune_index
 from docpress.tune.lane import page_input
 from docpress.tune.pseudo import _normal
 
@@ -84,7 +84,7 @@ def tuned(tmp_path_factory, encoder):
         write_pdf(root / "pdfs" / f"doc{d}.pdf", pages[d::4])
     with Index.create(root / "ix", encoder=encoder) as index:
         index.add([root / "pdfs"])
-        report = index.tune(TuneOptions(**OPTIONS))
+        report = tune_index(index, TuneOptions(**OPTIONS))
     return root / "ix", report
 
 
@@ -100,7 +100,7 @@ def _maxsim_scores(index, queries: list[str]) -> list[list[tuple[str, int, float
 # -- pseudo-queries ----------------------------------------------------------------------------
 def test_pseudo_queries_never_show_their_text_in_their_positive(tuned, encoder):
     from docpress import Index
-    from indexer.store import Location
+    from indexer.stores.base import Location
 
     with Index.open(tuned[0], encoder=encoder) as index:
         table = index.catalog.page_table()
@@ -209,7 +209,7 @@ def test_tuned_index_reopened_scores_identically(tuned, encoder):
         table = index.catalog.page_table()
         qv = index.encoder.encode_queries(queries[:1])[0]
         raw = index.store.maxsim(qv.vectors, table)
-        assert not np.allclose(lane.maxsim(qv.vectors, np.ones(len(qv.vectors)), table), raw)  # really the tuned lane
+        assert not np.allclose(lane.maxsim(index.catalog, qv, table), raw)  # really the tuned lane
     with Index.open(folder, encoder=encoder) as index:
         assert _maxsim_scores(index, queries) == first
     assert report.bytes_per_page > 0 and report.head_bytes > 64 * 384 * 4
@@ -252,7 +252,7 @@ def test_an_interrupted_install_leaves_the_index_as_it_was(tuned, encoder, tmp_p
     monkeypatch.undo()
     with Index.open(folder, encoder=encoder) as index:  # the next install cleans up after the crash
         run.install(index, head, {**record, "head_hash": head.content_hash()})
-        assert not list(folder.glob(run.TMP_PREFIX + "*"))
+        assert not list(folder.glob(run.TUNED_TMP_PREFIX + "*"))
         assert sorted(p.name for p in folder.glob("tuned-*")) == [f"tuned-{head.content_hash()}"]
 
 
@@ -289,7 +289,7 @@ def test_cli_tune_refuses_empty_and_qdrant_indexes_in_one_line(tmp_path, encoder
 
 def test_compression_drops_the_tuned_lane_and_auto_never_does_it_unasked(tuned, encoder, tmp_path,
                                                                          monkeypatch):
-    import docpress.index_compression as ic
+    import docpress.recode as ic
     from docpress import Index
 
     folder = _copy(tuned[0], tmp_path)

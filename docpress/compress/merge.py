@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from docpress.encoders.base import PageVectors
 from docpress.errors import DocpressError
+from docpress.types import PageVectors
 
 
 @dataclass

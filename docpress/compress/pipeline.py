@@ -25,8 +25,8 @@ from docpress.compress.merge import Merger, merger_from_config
 from docpress.compress.prune import LexicalPruner, Pruner, pruner_from_config
 from docpress.compress.quantize import Quantizer, quantizer_from_config
 from docpress.compress.reduce import Reducer, reducer_from_config
-from docpress.encoders.base import PageVectors
 from docpress.errors import DocpressError, IndexMismatchError
+from docpress.types import PageVectors
 
 CONFIG_VERSION = 1
 CONFIG_FILE = "codec.json"
@@ -169,6 +169,11 @@ def normalize_config(config: dict | str | None) -> dict:
     if out["pooled"]["reduce"]:
         out["pooled"]["reduce"] = reducer_from_config(out["pooled"]["reduce"]).config()
     return out
+
+
+def preset_of(config: dict) -> str:
+    """The name of the preset that normalizes to `config`, else "custom"."""
+    return next((name for name in PRESETS if normalize_config(name) == config), "custom")
 
 
 class Compressor:

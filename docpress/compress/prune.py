@@ -9,7 +9,6 @@ then an optional keep-the-top-fraction by importance and an optional adaptive pe
 from __future__ import annotations
 
 import math
-import unicodedata
 from abc import ABC, abstractmethod
 from collections import Counter
 from dataclasses import dataclass
@@ -17,8 +16,9 @@ from typing import Iterable
 
 import numpy as np
 
-from docpress.encoders.base import PageVectors
 from docpress.errors import DocpressError
+from docpress.tokens import is_punctuation, strip_symbols
+from docpress.types import PageVectors
 
 # A short English list: function words that carry no topic (numbers and negations stay).
 STOPWORDS = frozenset("""
@@ -35,32 +35,13 @@ would you your yours yourself yourselves also may might must shall upon via per 
 MIN_SAVED_DF = 2
 
 
-def _is_symbol(ch: str) -> bool:
-    cat = unicodedata.category(ch)
-    return cat.startswith("P") or cat.startswith("S")
-
-
-def is_punctuation(word: str) -> bool:
-    """True for a non-empty word made only of punctuation and symbols ("$", "(1)" is not).
-
-    >>> is_punctuation("—"), is_punctuation("$"), is_punctuation("$5"), is_punctuation("")
-    (True, True, False, False)
-    """
-    return bool(word) and all(_is_symbol(c) for c in word)
-
-
 def normalize_word(word: str) -> str:
     """Lower-case, punctuation stripped from both ends: the key for stopwords and IDF.
 
     >>> normalize_word("(Revenue),"), normalize_word("U.S.")
     ('revenue', 'u.s')
     """
-    start, end = 0, len(word)
-    while start < end and _is_symbol(word[start]):
-        start += 1
-    while end > start and _is_symbol(word[end - 1]):
-        end -= 1
-    return word[start:end].lower()
+    return strip_symbols(word).lower()
 
 
 def page_word_strings(page: PageVectors, words: list[str] | None) -> list[str]:

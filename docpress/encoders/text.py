@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from docpress.encoders.base import Encoder, PageVectors, QueryVectors
+from docpress.encoders.base import Encoder
 from docpress.errors import BackendUnavailableError
-from docpress.render import Page
+from docpress.types import Page, PageVectors, QueryVectors
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
@@ -79,6 +79,14 @@ class TextTokenEncoder(Encoder):
     def config(self) -> dict:
         return {"model": self.model_label, "max_length": self.max_length, "overlap": self.overlap,
                 "dim": self.dim}
+
+    @classmethod
+    def from_record(cls, config: dict, options: dict) -> "TextTokenEncoder":
+        """The model and windows the config names (the bundled model when it names that one)."""
+        kwargs = {k: v for k, v in config.items() if k in ("max_length", "overlap")}
+        if config.get("model") and config["model"] != DEFAULT_MODEL:
+            kwargs["model"] = config["model"]
+        return cls(**kwargs, **options)
 
     # -- tokenisation -------------------------------------------------------------------
     def _tokenize(self, texts: list[str]):
@@ -158,9 +166,7 @@ class TextTokenEncoder(Encoder):
     def _assemble(self, page: Page, ids, offsets, starts, parts) -> PageVectors:
         dim = self.dim
         if not parts:
-            empty = np.zeros((0, dim), np.float32)
-            return PageVectors(empty, np.zeros((0, 4), np.float32), np.zeros(0, np.int32),
-                               np.zeros(0, np.float32), empty)
+            return PageVectors.empty(dim)
         vecs, token_index = [], []
         for window, vectors, _ in parts:
             keep = window.keep

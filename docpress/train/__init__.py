@@ -11,9 +11,9 @@ from docpress.train.data import Pair, TrainSet, load_pairs, pseudo_queries, sent
 from docpress.train.distill import DistillOptions, cell_targets, distill_set, pairs_set
 from docpress.train.lanes import Lane, OpticalLane, OpticalPage
 from docpress.train.loop import StepInfo, TrainConfig, TrainReport, fit, retrieval_metrics, score_matrix
-from docpress.train.loss import cell_regression_loss, colpali_loss, maxsim_scores
+from docpress.train.loss import cell_regression_loss, colpali_loss
 
 __all__ = ["Pair", "TrainSet", "load_pairs", "pseudo_queries", "sentences", "DistillOptions",
            "cell_targets", "distill_set", "pairs_set", "Lane", "OpticalLane", "OpticalPage",
            "StepInfo", "TrainConfig", "TrainReport", "fit", "retrieval_metrics", "score_matrix",
-           "cell_regression_loss", "colpali_loss", "maxsim_scores"]
+           "cell_regression_loss", "colpali_loss"]

@@ -15,8 +15,9 @@ from typing import Iterator
 import numpy as np
 
 from docpress.errors import DocpressError
-from docpress.render import Page, read_pages
-from docpress.text import OcrMode, fill_text, resolve_ocr
+from docpress.pdf.ocr import OcrMode, fill_text, resolve_ocr
+from docpress.pdf.reader import read_pages
+from docpress.types import Page
 
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+")
 

@@ -17,10 +17,10 @@ import numpy as np
 
 from docpress.encoders.base import Encoder
 from docpress.errors import DocpressError
-from docpress.render import Page
-from docpress.text import OcrMode
+from docpress.pdf.ocr import OcrMode
 from docpress.train.data import Pair, TrainSet, load_pages, pseudo_queries, split_sentences
 from docpress.train.lanes import Lane
+from docpress.types import Page
 
 ProgressFn = Callable[[str, int, int], None]  # (what, done, total)
 

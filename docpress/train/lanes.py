@@ -19,8 +19,9 @@ import torch
 from torch import nn
 
 from docpress.errors import DocpressError
-from docpress.render import Page, render_pages
+from docpress.pdf.reader import render_pages
 from docpress.train.loss import pad
+from docpress.types import Page
 
 # Pages rendered and pushed through the frozen prefix at a time: bounds the images in memory.
 PAGES_PER_CHUNK = 8

@@ -10,9 +10,10 @@ import numpy as np
 import torch
 
 from docpress.errors import DocpressError
+from docpress.maxsim import padded_maxsim
 from docpress.train.data import TrainSet
 from docpress.train.lanes import Lane
-from docpress.train.loss import DEFAULT_TEMPERATURE, cell_regression_loss, colpali_loss, maxsim_scores, pad
+from docpress.train.loss import DEFAULT_TEMPERATURE, cell_regression_loss, colpali_loss, pad
 
 
 @dataclass
@@ -131,7 +132,7 @@ def _loss(lane: Lane, data: TrainSet, config: TrainConfig, page_idx: np.ndarray,
     with lane.autocast():
         pages, page_mask = lane.page_vectors([data.pages[i] for i in columns])
         queries, query_mask = lane.query_vectors([data.queries[i] for i in query_idx])
-        scores = maxsim_scores(queries.float(), query_mask, pages.float(), page_mask)
+        scores = padded_maxsim(queries.float(), query_mask, pages.float(), page_mask)
         if data.groups is not None and len(columns) > len(page_idx):
             same = data.groups[np.asarray(page_idx)][:, None] == data.groups[columns][None, :]
             same[np.arange(len(page_idx)), np.arange(len(page_idx))] = False
@@ -178,7 +179,7 @@ def score_matrix(lane: Lane, queries: list, pages: list, batch: int = 64) -> np.
         rows = []
         for b in range(0, len(queries), batch):
             q, q_mask = lane.query_vectors(queries[b:b + batch])
-            rows.append(torch.cat([maxsim_scores(q.float(), q_mask, p.float(), m)
+            rows.append(torch.cat([padded_maxsim(q.float(), q_mask, p.float(), m)
                                    for p, m in page_parts], dim=1).cpu())
     return torch.cat(rows).numpy() if rows else np.zeros((0, len(pages)), np.float32)
 

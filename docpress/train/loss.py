@@ -25,23 +25,6 @@ def pad(vectors: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     return out, mask
 
 
-def maxsim_scores(queries: torch.Tensor, query_mask: torch.Tensor, pages: torch.Tensor,
-                  page_mask: torch.Tensor, normalize: bool = True) -> torch.Tensor:
-    """MaxSim of every query against every page.
-
-    queries (Bq, nq, d), query_mask (Bq, nq); pages (Bp, np, d), page_mask (Bp, np).
-    Returns (Bq, Bp): sum over a query's tokens of the best page vector's dot product, divided
-    by the query's token count when `normalize`. A page needs at least one unmasked vector.
-    """
-    sims = torch.einsum("qnd,pmd->qpnm", queries, pages)
-    sims = sims.masked_fill(~page_mask[None, :, None, :], float("-inf"))
-    best = sims.amax(dim=-1).masked_fill(~query_mask[:, None, :], 0.0)  # (Bq, Bp, nq)
-    scores = best.sum(-1)
-    if normalize:
-        scores = scores / query_mask.sum(-1, keepdim=True).clamp(min=1)
-    return scores
-
-
 def colpali_loss(scores: torch.Tensor, temperature: float = DEFAULT_TEMPERATURE,
                  positives: torch.Tensor | None = None) -> torch.Tensor:
     """Softmax cross-entropy of each query's positive page against the batch's other pages.

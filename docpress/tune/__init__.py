@@ -3,15 +3,14 @@
 - pseudo: pseudo-queries cut from page text (the positive is the page minus the cut), BM25 hard negatives;
 - head:   TokenHead, the PCA-initialised projection of token vectors, saved as a folder;
 - lane:   TextHeadLane, the head over frozen stored vectors, trained by docpress.train.fit;
-- run:    tune_index (sample, train, measure held-out, install into the index atomically);
-- tuned:  TunedLane, the installed head and its projected token rows, used by search.
+- run:    tune_index (sample, train, measure held-out, install into the index atomically).
+Search reads the installed head without this package (retriever.lanes, the tuned lane).
 """
 
 from docpress.tune.head import TokenHead
 from docpress.tune.lane import TextHeadLane, TextPage
 from docpress.tune.pseudo import PseudoQuery, cut_queries, hard_negatives
 from docpress.tune.run import DEFAULT_METHODS, TuneOptions, TuneReport, tune_index
-from docpress.tune.tuned import TunedLane
 
 __all__ = ["TokenHead", "TextHeadLane", "TextPage", "PseudoQuery", "cut_queries", "hard_negatives",
-           "DEFAULT_METHODS", "TuneOptions", "TuneReport", "tune_index", "TunedLane"]
+           "DEFAULT_METHODS", "TuneOptions", "TuneReport", "tune_index"]

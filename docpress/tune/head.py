@@ -8,8 +8,6 @@ keeps dot products as well as any rank-k map can) and training moves it from the
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,9 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from docpress.errors import DocpressError
-
-WEIGHTS = "head.safetensors"
-CONFIG = "head.json"
+from indexer.head_files import read_head, weight_hash, write_head
 
 
 @dataclass
@@ -94,45 +90,20 @@ class TokenHead(nn.Module):
 
     def content_hash(self) -> str:
         """16 hex digits of the weights' bytes and shape: what the manifest pins."""
-        weights = self.weight.detach().cpu().numpy().astype(np.float32)
-        digest = hashlib.sha256(np.asarray(weights.shape, np.int64).tobytes() + weights.tobytes())
-        return digest.hexdigest()[:16]
+        return weight_hash(self.weight.detach().cpu().numpy())
 
     # -- folder ---------------------------------------------------------------------------
     def save(self, directory: str | os.PathLike) -> Path:
         """Write head.safetensors and head.json into `directory` (created), fsynced."""
-        from safetensors.torch import save_file
-
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        save_file({"weight": self.weight.detach().cpu().contiguous()}, str(directory / WEIGHTS))
-        record = {**asdict(self.info), "in_dim": self.in_dim, "out_dim": self.out_dim,
-                  "hash": self.content_hash()}
-        (directory / CONFIG).write_text(json.dumps(record, indent=2, sort_keys=True))
-        for name in (WEIGHTS, CONFIG):
-            with open(directory / name, "rb") as fh:
-                os.fsync(fh.fileno())
-        return directory
+        return write_head(directory, self.weight.detach().cpu().numpy(), asdict(self.info))
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> "TokenHead":
         """Read a folder written by save(); refuses weights that do not match their recorded hash."""
-        from safetensors.torch import load_file
-
-        directory = Path(directory)
-        try:
-            record = json.loads((directory / CONFIG).read_text())
-            weight = load_file(str(directory / WEIGHTS))["weight"]
-        except (OSError, ValueError, KeyError) as exc:
-            raise DocpressError(f"cannot read the tuned head in {directory} ({exc}); run "
-                                "`docpress tune` again") from None
-        recorded = record.pop("hash", None)
+        weight, record = read_head(directory)
         info = HeadInfo(**{k: v for k, v in record.items() if k in HeadInfo.__dataclass_fields__})
         head = cls(info.in_dim, info.out_dim)
         with torch.no_grad():
-            head.weight.copy_(weight)
+            head.weight.copy_(torch.from_numpy(weight))
         head.info = info
-        if recorded and recorded != head.content_hash():
-            raise DocpressError(f"the tuned head in {directory} does not match its recorded hash; "
-                                "run `docpress tune` again")
         return head

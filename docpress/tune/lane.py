@@ -15,10 +15,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from docpress.render import Page
+from docpress.tokens import token_weights
 from docpress.train.loss import pad
 from docpress.tune.head import TokenHead
-from retriever.query_weights import token_weights
+from docpress.types import Page
 
 
 @dataclass

@@ -27,10 +27,9 @@ from docpress.train.loop import TrainConfig, fit, retrieval_metrics, score_matri
 from docpress.tune.head import TokenHead
 from docpress.tune.lane import TextHeadLane, TextPage, page_input
 from docpress.tune.pseudo import PseudoQuery, cut_queries, hard_negatives
-from docpress.tune.tuned import HEAD_FOLDER, TunedLane
-from indexer.local import LocalStore
-from indexer.projected import ProjectedStore
-from indexer.store import Location
+from indexer.layout import HEAD_FOLDER, TUNED_TMP_PREFIX, tuned_folder
+from indexer.stores.base import Location
+from indexer.stores.projected import ProjectedStore
 
 ProgressFn = Callable[[str, int, int], None]  # (what, done, total)
 
@@ -38,7 +37,6 @@ ProgressFn = Callable[[str, int, int], None]  # (what, done, total)
 # "Tuning"): a general rule per method, never per question.
 DEFAULT_METHODS = ("maxsim",)
 MIN_PAGE_VECTORS = 32  # pages with fewer token vectors give no pseudo-query with a positive left
-TMP_PREFIX = ".tuned-tmp-"
 
 
 @dataclass
@@ -186,7 +184,7 @@ def _check(index) -> None:
     if index.manifest.encoder_id != "text":
         raise DocpressError(f"tune trains the text lane; this index uses the {index.manifest.encoder_id} "
                             "encoder (train the optical lane with `docpress distill`)")
-    if type(index.store) is not LocalStore:
+    if not index.store.capabilities.float_rows:
         raise DocpressError(f"tune needs the embedded bf16 store; this index keeps its vectors in "
                             f"{index.manifest.store if index.manifest.store != 'local' else 'a compressed store'}"
                             " (ingest into a new index with --compression none, then tune it)")
@@ -306,21 +304,22 @@ def _data_hash(split: _Split, options: TuneOptions) -> str:
     return digest.hexdigest()[:16]
 
 
-def install(index, head: TokenHead, record: dict, progress: ProgressFn | None = None) -> TunedLane:
-    """Write the head and every projected token row to a new folder, then point the manifest at it.
+def install(index, head: TokenHead, record: dict, progress: ProgressFn | None = None):
+    """Write the head and every projected token row to a new folder, then point the manifest at
+    it; returns the index's new tuned lane (retriever.lanes.Lane).
 
     Order for crash safety: temp folder -> fsync -> rename -> manifest (atomic replace) -> old
     folder removed. Before the manifest write the index searches as it did.
     """
     progress = progress or (lambda what, done, total: None)
     directory = index.directory
-    for stale in directory.glob(TMP_PREFIX + "*"):  # left by an interrupted run
+    for stale in directory.glob(TUNED_TMP_PREFIX + "*"):  # left by an interrupted run
         shutil.rmtree(stale, ignore_errors=True)
-    folder = f"tuned-{record['head_hash']}"
+    folder = tuned_folder(record["head_hash"])
     record = {**record, "folder": folder}
     current = index.manifest.tuned.get("folder")
     if current != folder:
-        tmp = directory / f"{TMP_PREFIX}{os.getpid()}"
+        tmp = directory / f"{TUNED_TMP_PREFIX}{os.getpid()}"
         head.save(tmp / HEAD_FOLDER)
         store = ProjectedStore(tmp, index.store, head.weight.detach().numpy())
         store.catch_up(lambda done, total: progress("projecting token vectors", done, total))
@@ -329,11 +328,9 @@ def install(index, head: TokenHead, record: dict, progress: ProgressFn | None = 
             shutil.rmtree(directory / folder)
         os.rename(tmp, directory / folder)
         _fsync_dir(directory)
-    index.manifest.tuned = record
-    index.manifest.save(directory)
+    index.set_tuned(record)
     if current and current != folder:
         shutil.rmtree(directory / current, ignore_errors=True)
-    index.reset_tuned()
     return index.tuned
 
 

@@ -15,16 +15,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from docpress.encoders.base import Encoder, PageVectors, QueryVectors
-from docpress.encoders.text import DEFAULT_MODEL as DEFAULT_TEXT_MODEL
+from docpress.encoders.base import Encoder
 from docpress.encoders.optical import weights as W
 from docpress.encoders.optical.clip import ClipStage, clip_vision_config
 from docpress.encoders.optical.compressor import Compressor
 from docpress.encoders.optical.head import ClipTextTower, QueryProjection, RetrievalHead
 from docpress.encoders.optical.modes import Mode, View, get_mode, grid_side, make_views, render_dpi
 from docpress.encoders.optical.sam import SamEncoder, sam_vision_config
+from docpress.encoders.text import DEFAULT_MODEL as DEFAULT_TEXT_MODEL
 from docpress.errors import BackendUnavailableError, DocpressError
-from docpress.render import Page
+from docpress.types import Page, PageVectors, QueryVectors
 
 DEFAULT_DIM = 128
 TEXT_QUERY_DIM = 384  # all-MiniLM-L6-v2
@@ -129,7 +129,7 @@ class OpticalEncoder(Encoder):
     batch_size: views per forward pass (default 16 on a GPU, 4 on a CPU).
     Pages reach the encoder as images: `page.image` (a PIL image) if the caller set one, else
     `renderer(page)`; `render_dpi(page)` says how finely to render for the mode. A page whose
-    `image` is set to None (a render that failed) gets no vectors.
+    render failed (`page.render_failed`) gets no vectors.
     """
 
     id = "optical"
@@ -312,10 +312,10 @@ class OpticalEncoder(Encoder):
         return self.encode_images(images, [(p.width, p.height) for p in pages])
 
     def _page_image(self, page: Page):
-        image = getattr(page, "image", None)
+        image = page.image
         if image is None and self.renderer is not None:
             image = self.renderer(page)
-        if image is None and (not (page.width and page.height) or "image" in vars(page)):
+        if image is None and (not (page.width and page.height) or page.render_failed):
             return None  # an unreadable page, or one the caller could not render: no vectors
         if image is None:
             raise DocpressError("the optical encoder needs page images: set page.image or build it "
@@ -392,11 +392,26 @@ class OpticalEncoder(Encoder):
         Only the very model the config names is accepted, so the config and vectors do not change.
         """
         wanted = self.text_model or DEFAULT_TEXT_MODEL
-        if self.clip_text or self._external_query or getattr(tower, "id", None) != "text" or \
+        if self.clip_text or self._external_query or tower.id != "text" or \
                 tower.config().get("model") != wanted or int(tower.dim) != self.query_dim:
             raise DocpressError(f"this optical encoder's query tower is {self._query_config()}; "
-                                f"{getattr(tower, 'id', tower)!r} cannot stand in for it")
+                                f"{tower.id!r} cannot stand in for it")
         self._query_encoder = tower
+
+    def share_query_tower(self, main: Encoder) -> bool:
+        try:
+            self.use_query_tower(main)
+        except DocpressError:
+            return False  # another query model: keep its own
+        return True
+
+    @classmethod
+    def from_record(cls, config: dict, options: dict) -> "OpticalEncoder":
+        # the weights path and mode live in the options; the config records only their hash
+        if not options:
+            raise DocpressError("this optical index records no encoder options (weights path); open "
+                                "it with Index.open(DIR, encoder=load_encoder('optical', weights=...))")
+        return cls(**options)
 
     def encode_queries(self, texts: list[str]) -> list[QueryVectors]:
         encoded = self._encode_query_tokens(texts)

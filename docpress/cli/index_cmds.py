@@ -1,59 +1,27 @@
-"""The `docpress` command line: ingest, search, ls, rm, info, eval (train, distill: cli_train)."""
+"""Commands that build and look after an index: ingest, compress, ls, rm, info."""
 
 from __future__ import annotations
 
 import json
-import os
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from docpress.errors import DocpressError
-from docpress.text import OcrMode
-
-app = typer.Typer(help="Search PDF corpora by meaning.", no_args_is_help=True,
-                  pretty_exceptions_enable=False, add_completion=False)
-out = Console()
-err = Console(stderr=True)
-
-IndexOpt = Annotated[Optional[Path], typer.Option(
-    "--index", "-i", help="Index folder [default: $DOCPRESS_INDEX or ./.docpress].",
-    show_default=False)]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-CompressionOpt = Annotated[str, typer.Option(
-    help="Vector compression: auto (bf16 until the index holds 1,000 pages, then balanced), "
-         "none, balanced, compact or tiny (see `docpress compress`).")]
-MethodOpt = Annotated[str, typer.Option(
-    "--method", "-m", help="Ranking: hybrid (default), maxsim, dense or bm25.")]
-
-
-def _fail(message: str) -> None:
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code=1)
-
-
-def _parse_meta(pairs: list[str] | None) -> dict:
-    meta = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            _fail(f"--meta takes KEY=VALUE, got {pair!r}")
-        meta[key] = value
-    return meta
-
-
-def _parse_compression(text: str | None):
-    """A preset name, or a JSON object of explicit stages."""
-    if text is None or not text.lstrip().startswith("{"):
-        return text
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        _fail(f"--compression: not a preset name or JSON object ({exc.msg})")
+from docpress.cli.common import (
+    CompressionOpt,
+    IndexOpt,
+    JsonOpt,
+    err,
+    fail,
+    open_index,
+    out,
+    parse_compression,
+    parse_meta,
+    run,
+)
+from docpress.pdf.ocr import OcrMode
 
 
 def _lane_encoder(name: str, options: dict):
@@ -63,24 +31,6 @@ def _lane_encoder(name: str, options: dict):
     return load_encoder(name, **(options if name == "optical" else {}))
 
 
-def _run(fn):
-    """Call fn, turning DocpressError into one line on stderr and exit code 1."""
-    try:
-        return fn()
-    except DocpressError as exc:
-        _fail(str(exc))
-    except KeyboardInterrupt:
-        err.print("interrupted: documents committed so far are kept")
-        raise typer.Exit(code=130)
-
-
-def _open(index: Path | None):
-    from docpress.index import Index
-
-    return Index.open(index)
-
-
-@app.command()
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="PDF files and folders (searched for *.pdf).")],
     index: IndexOpt = None,
@@ -108,19 +58,19 @@ def ingest(
     from docpress.index import Index, default_index_path
     from indexer.manifest import MANIFEST
 
-    metadata = _parse_meta(meta)
+    metadata = parse_meta(meta)
     target = index or default_index_path()
     options = {k: v for k, v in (("weights", weights and str(weights)), ("mode", mode)) if v}
     lanes = list(lane or [])
     if options and encoder != "optical" and "optical" not in lanes:
-        _fail("--weights and --mode are options of the optical lane (--encoder optical or --lane optical)")
+        fail("--weights and --mode are options of the optical lane (--encoder optical or --lane optical)")
     if (target / MANIFEST).exists() and not options and not lanes:  # as the index was built
-        idx = _run(lambda: Index.open(target, encoder=encoder, store=store))
+        idx = run(lambda: Index.open(target, encoder=encoder, store=store))
     elif lanes:
-        idx = _run(lambda: Index.create(target, encoder=encoder or "text", store=store,
+        idx = run(lambda: Index.create(target, encoder=encoder or "text", store=store,
                                         lanes={name: _lane_encoder(name, options) for name in lanes}))
     else:
-        idx = _run(lambda: Index.create(target, encoder=encoder or "text", store=store, **options))
+        idx = run(lambda: Index.create(target, encoder=encoder or "text", store=store, **options))
     skipped_lines = []
 
     def on_skip(item) -> None:
@@ -144,9 +94,9 @@ def ingest(
             pages = state["base"] + done
             bar.update(task, completed=pages, rate=f"{pages / elapsed:.1f} pages/s" if elapsed else "")
 
-        report = _run(lambda: idx.add(paths, metadata=metadata, ocr=ocr, progress=progress,
+        report = run(lambda: idx.add(paths, metadata=metadata, ocr=ocr, progress=progress,
                                       on_skip=on_skip,
-                                      compression=_parse_compression(compression)))
+                                      compression=parse_compression(compression)))
     coded_with = idx.compression
     idx.close()
     if as_json:
@@ -159,7 +109,6 @@ def ingest(
               + (f" (compression: {coded_with})" if coded_with != "none" else ""), highlight=False)
 
 
-@app.command()
 def compress(
     preset: Annotated[str, typer.Argument(
         help="balanced, compact or tiny (see the README's table), or explicit stages as JSON.")],
@@ -168,10 +117,10 @@ def compress(
     as_json: JsonOpt = False,
 ) -> None:
     """Re-code an index's page vectors with a compression preset fitted on its own pages."""
-    config = _parse_compression(preset)
-    idx = _run(lambda: _open(index))
+    config = parse_compression(preset)
+    idx = run(lambda: open_index(index))
     before = idx.info()
-    record = _run(lambda: idx.compress(config, seed=seed))
+    record = run(lambda: idx.compress(config, seed=seed))
     after = idx.info()
     idx.close()
     summary = {"compression": record, "pages": after["pages"],
@@ -186,43 +135,9 @@ def compress(
               f"{before['vectors']:,} -> {after['vectors']:,} vectors", highlight=False)
 
 
-@app.command()
-def search(
-    query: Annotated[str, typer.Argument(help="The question, in plain words.")],
-    k: Annotated[int, typer.Option("--k", "-k", help="Number of pages to return.")] = 5,
-    method: MethodOpt = "hybrid",
-    doc: Annotated[Optional[str], typer.Option(help="Only documents whose path or name matches this glob.")] = None,
-    meta: Annotated[Optional[list[str]], typer.Option("--meta", help="Only documents with KEY=VALUE.")] = None,
-    index: IndexOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Find the pages that best answer a question."""
-    metadata = _parse_meta(meta)
-    idx = _run(lambda: _open(index))
-    hits = _run(lambda: idx.search(query, k=k, method=method, path=doc, metadata=metadata or None))
-    idx.close()
-    if as_json:
-        print(json.dumps({"query": query, "method": method, "hits": [h.as_dict() for h in hits]},
-                         indent=2, ensure_ascii=False))
-        return
-    if not hits:
-        out.print("no pages match")
-        return
-    table = Table(show_lines=True)
-    for name in ("#", "document", "page", "score", "snippet"):
-        table.add_column(name, overflow="fold")
-    for rank, hit in enumerate(hits, 1):
-        source = "" if hit.text_source == "pdf" else f" ({hit.text_source})"
-        table.add_row(str(rank), Path(hit.path).name, str(hit.page + 1), f"{hit.score:.3f}",
-                      hit.snippet + source)
-    out.print(table)
-    out.print("pages are 1-based here; --json gives 0-based page numbers", style="dim")
-
-
-@app.command("ls")
 def list_documents(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
     """List the indexed documents."""
-    idx = _run(lambda: _open(index))
+    idx = run(lambda: open_index(index))
     docs = idx.documents()
     idx.close()
     if as_json:
@@ -237,25 +152,23 @@ def list_documents(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
     out.print(table)
 
 
-@app.command("rm")
 def remove(
     pattern: Annotated[str, typer.Argument(help="A document path, file name or glob.")],
     index: IndexOpt = None,
 ) -> None:
     """Delete documents from the index."""
-    idx = _run(lambda: _open(index))
-    gone = _run(lambda: idx.remove(pattern))
+    idx = run(lambda: open_index(index))
+    gone = run(lambda: idx.remove(pattern))
     idx.close()
     if not gone:
-        _fail(f"no indexed document matches {pattern!r} (see `docpress ls`)")
+        fail(f"no indexed document matches {pattern!r} (see `docpress ls`)")
     for path in gone:
         out.print(f"removed {path}", highlight=False)
 
 
-@app.command()
 def info(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
     """Show the index: encoder, counts, sizes."""
-    idx = _run(lambda: _open(index))
+    idx = run(lambda: open_index(index))
     data = idx.info()
     idx.close()
     if as_json:
@@ -265,50 +178,3 @@ def info(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
         out.print(f"{key:>16}  {value}", highlight=False)
 
 
-@app.command("eval")
-def evaluate(
-    queries: Annotated[Path, typer.Argument(help="JSONL: {query, relevant: [{doc, page}], doc}.")],
-    method: Annotated[Optional[list[str]], typer.Option(
-        "--method", "-m", help="Method(s) to evaluate [default: all].")] = None,
-    within_doc: Annotated[bool, typer.Option("--within-doc", help="Search only each question's own document.")] = False,
-    index: IndexOpt = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Score the index on questions with known answer pages: Recall@1/5/10, nDCG@5, MRR@10."""
-    from retriever.evaluate import evaluate as run_eval
-    from retriever.evaluate import load_queries
-    from retriever.search import Method
-
-    rows = _run(lambda: load_queries(queries))
-    idx = _run(lambda: _open(index))
-    methods = method or [m.value for m in Method]
-    results = {m: _run(lambda m=m: run_eval(idx, rows, m, within_doc)) for m in methods}
-    idx.close()
-    if as_json:
-        print(json.dumps({"queries": len(rows), "within_doc": within_doc, "results": results}, indent=2))
-        return
-    table = Table(title=f"{len(rows)} queries, {'within-document' if within_doc else 'corpus-wide'}")
-    columns = list(next(iter(results.values())))
-    table.add_column("method")
-    for c in columns:
-        table.add_column(c, justify="right")
-    for m, metrics in results.items():
-        table.add_row(m, *(f"{metrics[c]:.1f}" for c in columns))
-    out.print(table)
-
-
-from docpress.cli_train import distill, train  # noqa: E402 - they use the helpers above
-
-app.command()(train)
-app.command()(distill)
-from docpress.cli_tune import tune  # noqa: E402
-
-app.command()(tune)
-
-
-def main() -> None:  # pragma: no cover - entry point for `python -m docpress`
-    app()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

@@ -5,55 +5,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
 
 from docpress.errors import PdfError
+from docpress.types import Document, Page, Word
 
 log = logging.getLogger(__name__)
-
-# A page whose text layer has fewer characters than this is treated as having none.
-MIN_TEXT_CHARS = 16
-
-
-@dataclass
-class Word:
-    text: str
-    box: tuple[float, float, float, float]  # x0, y0, x1, y1 in PDF points
-
-
-@dataclass
-class Page:
-    """One page of a document, as read from the PDF (text may later come from OCR)."""
-
-    number: int  # 0-based
-    width: float
-    height: float
-    words: list[Word]
-    text_source: str = "pdf"  # "pdf", "ocr:rapidocr", "ocr:tesseract" or "none"
-    has_images: bool = False
-    # Nothing on the page but its readable text layer (or nothing at all): no image, vector
-    # path or unmapped glyph, so OCR could add nothing. Only worked out for needs_ocr pages.
-    text_only: bool = False
-
-    @property
-    def text(self) -> str:
-        return " ".join(w.text for w in self.words)
-
-    @property
-    def needs_ocr(self) -> bool:
-        return sum(len(w.text) for w in self.words) < MIN_TEXT_CHARS
-
-
-@dataclass
-class Document:
-    path: Path
-    sha256: str
-    page_count: int
-    title: str
-    metadata: dict = field(default_factory=dict)
-
 
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
@@ -67,7 +25,7 @@ _TEXT_KINDS = {"fill-text", "stroke-text", "ignore-text"}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
     """Collapse whitespace and control characters (NULs in metadata, newlines in errors)."""
     return " ".join(_CONTROL.sub(" ", str(text)).split())
 
@@ -78,11 +36,11 @@ def _mupdf_error(default: str) -> str:
 
     for line in pymupdf.TOOLS.mupdf_warnings().splitlines():
         if "error" in line or "cannot" in line:
-            return _one_line(line)[:120]
+            return one_line(line)[:120]
     return default
 
 
-def _open(path: Path):
+def open_pdf(path: Path):
     import pymupdf
 
     path = Path(path)
@@ -119,9 +77,9 @@ def _open(path: Path):
 def open_document(path: Path) -> Document:
     """Read a PDF's identity and metadata; raise PdfError with the reason if unusable."""
     path = Path(path)
-    doc = _open(path)
+    doc = open_pdf(path)
     try:
-        meta = {k: _one_line(v) for k, v in (doc.metadata or {}).items() if v}
+        meta = {k: one_line(v) for k, v in (doc.metadata or {}).items() if v}
         meta = {k: v for k, v in meta.items() if v}
         return Document(
             path=path,
@@ -136,13 +94,13 @@ def open_document(path: Path) -> Document:
 
 def read_pages(path: Path) -> Iterator[Page]:
     """Yield each page's words and boxes; a page that fails to parse yields no words."""
-    doc = _open(Path(path))
+    doc = open_pdf(Path(path))
     try:
         for number in range(doc.page_count):
             try:
                 page = doc.load_page(number)
                 raw = page.get_text("words", sort=False)
-                words = _words(raw, page)
+                words = words_of(raw, page)
                 has_images = bool(page.get_images(full=False))
                 rect = page.rect
                 result = Page(number, rect.width, rect.height, words, "pdf", has_images)
@@ -150,14 +108,14 @@ def read_pages(path: Path) -> Iterator[Page]:
                     # bboxlog lists everything drawn, inline images and paths included.
                     result.text_only = {kind for kind, _ in page.get_bboxlog()} <= _TEXT_KINDS
             except Exception as exc:  # one damaged page must not lose the rest of the file
-                log.warning("%s: page %d unreadable (%s)", path, number + 1, _one_line(exc))
+                log.warning("%s: page %d unreadable (%s)", path, number + 1, one_line(exc))
                 result = Page(number, 0.0, 0.0, [], "none", False)
             yield result
     finally:
         doc.close()
 
 
-def _words(raw, page) -> list[Word]:
+def words_of(raw, page) -> list[Word]:
     """Words from pymupdf's (x0, y0, x1, y1, text, ...) tuples, boxes in the displayed page.
 
     MuPDF gives boxes in the unrotated page; page.rect, render_page and OCR use the page as
@@ -185,7 +143,7 @@ def render_page(path: Path, number: int, dpi: int = 150):
 
     if not dpi or dpi <= 0:
         raise ValueError(f"dpi must be positive, got {dpi}")
-    doc = _open(Path(path))
+    doc = open_pdf(Path(path))
     try:
         if not 0 <= number < doc.page_count:
             raise PdfError(str(path), f"page {number} out of range (0..{doc.page_count - 1})")
@@ -208,7 +166,7 @@ def render_pages(path: Path, numbers: Sequence[int], dpi: int | Sequence[int] = 
         raise ValueError(f"{len(numbers)} pages but {len(dpis)} DPIs")
     if any(not d or d <= 0 for d in dpis):
         raise ValueError(f"dpi must be positive, got {dpi}")
-    doc = _open(Path(path))
+    doc = open_pdf(Path(path))
     try:
         images = []
         for number, page_dpi in zip(numbers, dpis):
@@ -218,7 +176,7 @@ def render_pages(path: Path, numbers: Sequence[int], dpi: int | Sequence[int] = 
                 pix = doc.load_page(number).get_pixmap(dpi=int(page_dpi), alpha=False)
                 images.append(Image.frombytes("RGB", (pix.width, pix.height), pix.samples))
             except Exception as exc:  # one damaged page must not lose the rest of the file
-                log.warning("%s: page %d could not be rendered (%s)", path, number + 1, _one_line(exc))
+                log.warning("%s: page %d could not be rendered (%s)", path, number + 1, one_line(exc))
                 images.append(None)
         return images
     finally:

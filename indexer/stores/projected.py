@@ -1,4 +1,4 @@
-"""ProjectedStore: a LocalStore's token rows through a linear map, row for row, scored by MaxSim.
+"""ProjectedStore: a bf16 store's token rows through a linear map, row for row, scored by MaxSim.
 
 Row i of `tokens.bf16` here is normalize(W x_i) for row i of the base store's tokens file, so
 the catalog's vec_start / vec_count address both files alike and a tuned lane needs no
@@ -16,9 +16,12 @@ from typing import Callable
 import numpy as np
 import torch
 
+from docpress.errors import DocpressError
+from docpress.maxsim import bf16_tensor, to_bf16_bits, token_maxsim
+from docpress.types import PageVectors
 from indexer.catalog import PageTable
-from indexer.local import LocalStore, to_bf16_bits, token_maxsim
 from indexer.segments import AppendOnlyArray
+from indexer.stores.base import Capabilities, Location, StoredPage, VectorStore
 
 TOKENS = "tokens.bf16"
 # Base rows projected per chunk: 256k x 384 float32 in, 256k x 128 out, ~0.5 GB at the peak.
@@ -27,10 +30,19 @@ PROJECT_ROWS = 1 << 18
 ProgressFn = Callable[[int, int], None]  # (rows done, rows total)
 
 
-class ProjectedStore:
-    """Token rows of `base` projected by `weight` ((out_dim, base.dim) float32) into `directory`."""
+class ProjectedStore(VectorStore):
+    """Token rows of `base` projected by `weight` ((out_dim, base.dim) float32) into `directory`.
 
-    def __init__(self, directory: Path, base: LocalStore, weight: np.ndarray):
+    A derived store: pages are added to and removed from its base, and it follows (catch_up);
+    pooled windows are the base's (the map is for token vectors only).
+    """
+
+    name = "projected"
+    capabilities = Capabilities()
+
+    def __init__(self, directory: Path, base: VectorStore, weight: np.ndarray):
+        if not base.capabilities.float_rows:
+            raise DocpressError(f"a projected store needs a store of raw rows, not {base.name!r}")
         self.dir = Path(directory)
         self.base = base
         self.weight = np.ascontiguousarray(weight, np.float32)
@@ -81,7 +93,25 @@ class ProjectedStore:
         needed = int((pages.vec_start + pages.vec_count).max()) if len(pages) else 0
         if needed > len(self.tokens):
             self.catch_up()
-        return token_maxsim(self.tokens.view(), query, pages).sum(0)
+        return token_maxsim(self.tokens.view(), query, pages.vec_start, pages.vec_count).sum(0)
+
+    def add(self, pages: list[StoredPage]) -> list[Location]:
+        raise DocpressError("a projected store is derived from its base store: add pages there")
+
+    def remove(self, page_ids: list[int]) -> None:
+        return None  # the base store and the catalog govern which rows are live
+
+    def window_scores(self, pooled: np.ndarray, pages: PageTable):
+        return self.base.window_scores(pooled, pages)
+
+    def page_vectors(self, page_id: int, location: Location) -> PageVectors:
+        """The base page with its token vectors as projected here."""
+        page = self.base.page_vectors(page_id, location)
+        if location.vec_start + location.vec_count > len(self.tokens):
+            self.catch_up()
+        rows = self.tokens.rows(location.vec_start, location.vec_count)
+        page.vectors = bf16_tensor(rows).float().numpy()
+        return page
 
     def nbytes(self) -> int:
         return self.tokens.nbytes()

@@ -29,10 +29,10 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from docpress.encoders.base import PageVectors
 from docpress.errors import BackendUnavailableError, DocpressError, IndexMismatchError
+from docpress.types import PageVectors
 from indexer.catalog import PageTable
-from indexer.store import Location, StoredPage, VectorStore
+from indexer.stores.base import Capabilities, Location, StoredPage, VectorStore
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
@@ -142,6 +142,7 @@ class QdrantStore(VectorStore):
     """Page vectors in one Qdrant collection; MaxSim scoring runs inside Qdrant, exactly."""
 
     name = "qdrant"
+    capabilities = Capabilities(end_to_end=True)
 
     def __init__(self, location: str, dim: int, *, timeout: float = 10.0):
         self.location = location
@@ -188,7 +189,7 @@ class QdrantStore(VectorStore):
         self.client.create_collection(self.collection, vectors_config={
             TOKENS: models.VectorParams(
                 size=self.dim, distance=models.Distance.DOT,
-                # Halves server memory; LocalStore keeps bf16, so no accuracy is lost relative
+                # Halves server memory; the bf16 store keeps bf16, so no accuracy is lost relative
                 # to it. (Embedded mode ignores the datatype.)
                 datatype=models.Datatype.FLOAT16,
                 multivector_config=models.MultiVectorConfig(
@@ -247,20 +248,18 @@ class QdrantStore(VectorStore):
             scores[i] = found.get(int(page_id), 0.0)
         return scores
 
-    def dense(self, pooled: np.ndarray, pages: PageTable) -> np.ndarray:
-        width = int(pages.pool_count.max()) if len(pages) else 1
-        out = np.full((len(pages), max(width, 1)), -np.inf, np.float32)
-        if len(pages) == 0:
-            return out
+    def window_scores(self, pooled: np.ndarray, pages: PageTable):
         windows = self._pooled_windows(pages.page_ids)
         q = np.asarray(pooled, np.float32)
-        for i, (page_id, count) in enumerate(zip(pages.page_ids, pages.pool_count)):
+        parts, first, count = [], np.zeros(len(pages), np.int64), np.zeros(len(pages), np.int64)
+        offset = 0
+        for i, page_id in enumerate(pages.page_ids):
             w = windows.get(int(page_id))
             if w is not None and len(w):
-                # The catalog's count rules, as LocalStore's: columns past it stay -inf.
-                n = min(int(count), len(w))
-                out[i, :n] = w[:n] @ q
-        return out
+                parts.append(w @ q)
+                first[i], count[i] = offset, len(w)
+                offset += len(w)
+        return (np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)), first, count
 
     def _pooled_windows(self, page_ids: np.ndarray) -> dict[int, np.ndarray]:
         """page id -> (n_windows, dim) pooled vectors, read from the payload."""
@@ -275,13 +274,26 @@ class QdrantStore(VectorStore):
 
     # -- reading ------------------------------------------------------------------------
     def page_vectors(self, page_id: int, location: Location) -> PageVectors:
-        with self._calls("read from"):
-            records = self.client.retrieve(self.collection, [int(page_id)], with_payload=True,
-                                           with_vectors=[TOKENS])
-        if not records:
-            raise DocpressError(f"page {page_id} is missing from Qdrant collection "
+        return self._read([int(page_id)])[0]
+
+    def pages_vectors(self, pages: PageTable) -> list[PageVectors]:
+        return self._read([int(i) for i in pages.page_ids])
+
+    def _read(self, page_ids: list[int]) -> list[PageVectors]:
+        """The pages' vectors, IDS_PER_REQUEST pages a request, in the order asked."""
+        found: dict[int, PageVectors] = {}
+        for chunk in _chunks(_unique_ids(np.asarray(page_ids))):
+            with self._calls("read from"):
+                records = self.client.retrieve(self.collection, chunk, with_payload=True,
+                                               with_vectors=[TOKENS])
+            found.update((int(r.id), self._page(r)) for r in records)
+        missing = [i for i in page_ids if i not in found]
+        if missing:
+            raise DocpressError(f"page {missing[0]} is missing from Qdrant collection "
                                 f"{self.collection!r}; re-ingest its document")
-        record = records[0]
+        return [found[i] for i in page_ids]
+
+    def _page(self, record) -> PageVectors:
         tokens = (record.vector or {}).get(TOKENS) if isinstance(record.vector, dict) else None
         vectors = np.asarray(tokens, np.float32).reshape(-1, self.dim) if tokens \
             else np.zeros((0, self.dim), np.float32)

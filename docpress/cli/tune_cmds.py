@@ -8,6 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from docpress.cli.common import err, open_index, out, run
+
 
 def tune(
     index: Annotated[Optional[Path], typer.Option(
@@ -24,12 +26,11 @@ def tune(
     """Tune the text lane's token vectors on the index's own pages, without labels, and search with them."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from docpress.cli import _open, _run, err, out
-    from docpress.tune import TuneOptions
+    from docpress.tune import TuneOptions, tune_index
 
-    options = _run(lambda: TuneOptions(dims=dims, steps=steps, pages=pages, seed=seed,
+    options = run(lambda: TuneOptions(dims=dims, steps=steps, pages=pages, seed=seed,
                                        max_seconds=minutes * 60 if minutes else None))
-    idx = _run(lambda: _open(index))
+    idx = run(lambda: open_index(index))
     try:
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=err, disable=as_json or not err.is_terminal) as bar:
@@ -38,7 +39,7 @@ def tune(
             def progress(what: str, done: int, total: int) -> None:
                 bar.update(task, description=what[:40], completed=done, total=total)
 
-            report = _run(lambda: idx.tune(options, progress))
+            report = run(lambda: tune_index(idx, options, progress))
     finally:
         idx.close()
     result = report.to_dict()

@@ -12,22 +12,23 @@ As in the bf16 store, rows become reachable only once the catalog records their 
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from docpress.compress import CompressedPage, Compressor
-from docpress.encoders.base import PageVectors
+from docpress.compress.fit import fit_codec
 from docpress.errors import DocpressError, IndexMismatchError
+from docpress.maxsim import segment_max
+from docpress.types import PageVectors
 from indexer.catalog import PageTable
+from indexer.layout import CODEC_FOLDER
 from indexer.segments import AppendOnlyArray, align_lengths, consecutive_locations
-from indexer.store import Location, StoredPage, VectorStore
+from indexer.stores.base import Capabilities, Location, StoredPage, VectorStore
 
 # Rows scored per block: bounds the (rows, n_query_tokens) score block to some tens of MB.
 CHUNK_ROWS = 1 << 17
-CODEC_DIR = "codec"
 NO_WORD_U16 = 65535
 
 
@@ -42,11 +43,13 @@ class CompressedStore(VectorStore):
     """
 
     name = "compressed"
+    # Re-coding reads the decoded vectors, so a compressed index can take another preset.
+    capabilities = Capabilities(compression=True, extra_lanes=True)
 
     def __init__(self, directory: Path, compressor: Compressor | None = None,
                  rerank: int | None = None, expected: dict | str | None = None):
         self.dir = Path(directory)
-        codec = self.dir / CODEC_DIR
+        codec = self.dir / CODEC_FOLDER
         if (codec / "codec.json").exists():
             saved = Compressor.load(codec, expected)
             if compressor is not None and compressor.fingerprint() != saved.fingerprint():
@@ -79,18 +82,11 @@ class CompressedStore(VectorStore):
         self._frame_rows = 0
 
     # -- writing ------------------------------------------------------------------------
-    def add(self, pages: list[StoredPage], words: list[list[str] | None] | None = None) -> list[Location]:
-        """Compress and store pages. words: per page its text split on " " (the text lane's
-        pruning needs it; None where unknown). Without it, a StoredPage's own `words`
-        attribute is used where it has one."""
+    def add(self, pages: list[StoredPage]) -> list[Location]:
+        """Compress and store pages (the text lane's pruning reads each page's `words`)."""
         if not pages:
             return []
-        if words is not None and len(words) != len(pages):
-            raise DocpressError("add: give one word list (or None) per page")
-        if words is None:
-            words = [getattr(p, "words", None) for p in pages]
-        compressed = [self.compressor.compress_page(p.vectors, w) for p, w in zip(pages, words)]
-        return self.add_compressed(compressed)
+        return self.add_compressed([self.compressor.compress_page(p.vectors, p.words) for p in pages])
 
     def add_compressed(self, pages: list[CompressedPage]) -> list[Location]:
         """Store pages already compressed by this store's compressor."""
@@ -167,7 +163,7 @@ class CompressedStore(VectorStore):
             if len(nonempty):
                 lo = starts[i]
                 sims = quantizer.score(prepared, table[lo:lo + rows])  # (rows, n_query_tokens)
-                out[i + nonempty] = np.maximum.reduceat(sims, starts[i:j][nonempty] - lo, axis=0)
+                out[i + nonempty] = segment_max(sims, starts[i:j][nonempty] - lo, axis=0)
             i = j
         return out.T
 
@@ -185,18 +181,12 @@ class CompressedStore(VectorStore):
         final[top] = exact
         return final
 
-    def dense(self, pooled: np.ndarray, pages: PageTable) -> np.ndarray:
-        width = int(pages.pool_count.max()) if len(pages) else 1
-        out = np.full((len(pages), max(width, 1)), -np.inf, np.float32)
-        if len(pages) == 0 or len(self.pooled) == 0:
-            return out
+    def window_scores(self, pooled: np.ndarray, pages: PageTable):
+        if len(self.pooled) == 0:
+            return np.zeros(0, np.float32), pages.pool_start, pages.pool_count
         q = self.compressor.transform_pooled(pooled)
         quantizer = self.compressor.pooled_quantizer
-        sims = quantizer.score(quantizer.prepare(q), self.pooled.view())[:, 0]
-        for w in range(width):
-            has = pages.pool_count > w
-            out[has, w] = sims[pages.pool_start[has] + w]
-        return out
+        return quantizer.score(quantizer.prepare(q), self.pooled.view())[:, 0], pages.pool_start, pages.pool_count
 
     # -- reading back -------------------------------------------------------------------
     def compressed_page(self, location: Location) -> CompressedPage:
@@ -230,7 +220,7 @@ class CompressedStore(VectorStore):
         files = [self.codes, self.boxes, self.words, self.pooled]
         if self.frames is not None:
             files.append(self.frames)
-        codec = sum(p.stat().st_size for p in (self.dir / CODEC_DIR).glob("*") if p.is_file())
+        codec = sum(p.stat().st_size for p in (self.dir / CODEC_FOLDER).glob("*") if p.is_file())
         return sum(a.nbytes() for a in files) + codec
 
 
@@ -295,36 +285,21 @@ def build_compressed_store(src: VectorStore, table: PageTable,
         raise DocpressError(f"{out_dir} already holds a compressed store; choose an empty folder")
     page_words = page_words or {}
 
-    def location(i: int) -> Location:
-        return Location(int(table.vec_start[i]), int(table.vec_count[i]),
-                        int(table.pool_start[i]), int(table.pool_count[i]))
+    def words(i: int) -> list[str] | None:
+        return page_words.get(int(table.page_ids[i]))
 
     if not compressor.fitted:
-        rows = range(len(table)) if fit_rows is None else [int(i) for i in fit_rows]
-        order = [i for i in rows if table.vec_count[i] > 0]
-        random.Random(seed).shuffle(order)
-        sample, total = [], 0
-        for i in order:
-            if total >= sample_vectors:
-                break
-            sample.append(i)
-            total += int(table.vec_count[i])
-        if not sample:
-            raise DocpressError("the index has no vectors to fit the compressor on")
-        sample.sort()
-        pages = [src.page_vectors(int(table.page_ids[i]), location(i)) for i in sample]
-        words = [page_words.get(int(table.page_ids[i])) for i in sample]
-        more = sorted(set(order[:pooled_pages]) - set(sample))
-        pooled = [src.page_vectors(int(table.page_ids[i]), location(i)).pooled for i in more]
-        compressor.fit(pages, words, vocabulary=page_words.values() if page_words else None,
-                       seed=seed, pooled_sample=np.concatenate(pooled) if pooled else None)
+        fit_codec(compressor, table.vec_count, lambda rows: src.pages_vectors(table.subset(rows)), words,
+                  vocabulary=page_words.values() if page_words else None, sample_vectors=sample_vectors,
+                  pooled_pages=pooled_pages, seed=seed, fit_rows=fit_rows)
     store = CompressedStore(out_dir, compressor)
     locations: dict[int, Location] = {}
     for lo in range(0, len(table), chunk_pages):
         idx = range(lo, min(lo + chunk_pages, len(table)))
-        stored = [StoredPage(int(table.page_ids[i]), int(table.doc_ids[i]),
-                             src.page_vectors(int(table.page_ids[i]), location(i))) for i in idx]
-        locs = store.add(stored, [page_words.get(p.page_id) for p in stored])
+        chunk = table.subset(slice(idx.start, idx.stop))
+        stored = [StoredPage(int(pid), int(did), vectors, words(i)) for i, pid, did, vectors in
+                  zip(idx, chunk.page_ids, chunk.doc_ids, src.pages_vectors(chunk))]
+        locs = store.add(stored)
         locations.update({p.page_id: loc for p, loc in zip(stored, locs)})
         if progress:
             progress(idx.stop, len(table))

@@ -1,36 +1,20 @@
-"""The embedded vector store: bf16 vectors in append-only memory-mapped files."""
+"""The raw embedded store: bf16 vectors in append-only memory-mapped files."""
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from docpress.encoders.base import PageVectors
+from docpress.maxsim import bf16_tensor, to_bf16_bits, token_maxsim
+from docpress.types import PageVectors
 from indexer.catalog import PageTable
 from indexer.segments import AppendOnlyArray, align_lengths, consecutive_locations
-from indexer.store import Location, StoredPage, VectorStore, normalize_rows
-
-# Rows scored per matmul: bounds the (n_query_tokens, rows) score block to a few hundred MB.
-CHUNK_ROWS = 1 << 19
+from indexer.stores.base import Capabilities, Location, StoredPage, VectorStore, normalize_rows
 
 
-def to_bf16_bits(x: np.ndarray) -> np.ndarray:
-    """float32 -> bfloat16 stored as int16 bits (round to nearest even)."""
-    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).bfloat16().view(torch.int16).numpy()
-
-
-def bf16_tensor(bits: np.ndarray) -> torch.Tensor:
-    """int16 bits (a memmap is fine) -> a bfloat16 tensor sharing memory where possible."""
-    with warnings.catch_warnings():
-        # read-only memmaps are only ever read here; copying gigabytes to silence torch is waste
-        warnings.simplefilter("ignore", UserWarning)
-        return torch.from_numpy(np.asarray(bits)).view(torch.bfloat16)
-
-
-class LocalStore(VectorStore):
+class Bf16Store(VectorStore):
     """Page vectors in `dir`: tokens (bf16), their boxes (fp16) and word indices, pooled (bf16).
 
     Scoring runs bf16 matmuls (4x faster than fp32 on AVX512-BF16 CPUs) over contiguous page
@@ -38,6 +22,7 @@ class LocalStore(VectorStore):
     """
 
     name = "local"
+    capabilities = Capabilities(compression=True, extra_lanes=True, float_rows=True)
 
     def __init__(self, directory: Path, dim: int):
         self.dir = Path(directory)
@@ -73,24 +58,16 @@ class LocalStore(VectorStore):
 
     def token_maxsim(self, query: np.ndarray, pages: PageTable) -> np.ndarray:
         """(n_query_tokens, n_pages) float32: each query token's best dot product on each page."""
-        return token_maxsim(self.tokens.view(), query, pages)
+        return token_maxsim(self.tokens.view(), query, pages.vec_start, pages.vec_count)
 
     def vector_rows(self, lo: int, hi: int) -> np.ndarray:
         """(hi - lo, dim) float32: token rows [lo, hi) of the tokens file, whichever page owns them."""
         return bf16_tensor(self.tokens.view()[lo:hi]).float().numpy()
 
-    def dense(self, pooled: np.ndarray, pages: PageTable) -> np.ndarray:
-        width = int(pages.pool_count.max()) if len(pages) else 1
-        out = np.full((len(pages), max(width, 1)), -np.inf, np.float32)
-        if len(pages) == 0:
-            return out
-        table = self.pooled.view()
+    def window_scores(self, pooled: np.ndarray, pages: PageTable):
         q = torch.from_numpy(np.asarray(pooled, np.float32)).bfloat16()
-        sims = (bf16_tensor(table) @ q).float().numpy()  # every pooled row: tiny (pages x windows)
-        for w in range(width):
-            has = pages.pool_count > w
-            out[has, w] = sims[pages.pool_start[has] + w]
-        return out
+        sims = (bf16_tensor(self.pooled.view()) @ q).float().numpy()  # every pooled row: tiny
+        return sims, pages.pool_start, pages.pool_count
 
     def head_vectors(self, pages: PageTable, n_tokens: int) -> np.ndarray:
         out = np.zeros((len(pages), self.dim), np.float32)
@@ -118,36 +95,6 @@ class LocalStore(VectorStore):
 
     def nbytes(self) -> int:
         return sum(a.nbytes() for a in (self.tokens, self.boxes, self.words, self.pooled))
-
-
-def token_maxsim(table: np.ndarray, query: np.ndarray, pages: PageTable) -> np.ndarray:
-    """(n_query_tokens, n_pages) float32: each query token's best dot product on each page.
-
-    table: (n_rows, dim) bf16 bits (int16, a memmap is fine) addressed by the pages' vec_start
-    and vec_count; query: (n_query_tokens, dim) float32 in the same space.
-    """
-    out = np.zeros((len(query), len(pages)), np.float32)
-    if len(pages) == 0 or len(query) == 0:
-        return out
-    q = torch.from_numpy(np.ascontiguousarray(query, dtype=np.float32)).bfloat16()
-    starts, counts = pages.vec_start, pages.vec_count
-    ends = np.cumsum(counts)
-    i = 0
-    while i < len(pages):
-        # The next pages, up to CHUNK_ROWS vectors: one matmul, one reduceat.
-        j = max(i + 1, int(np.searchsorted(ends, ends[i] - counts[i] + CHUNK_ROWS, "right")))
-        s_, c_ = starts[i:j], counts[i:j]
-        if np.all(s_[1:] == s_[:-1] + c_[:-1]):  # contiguous on disk: a view, no copy
-            rows = table[s_[0]:s_[0] + c_.sum()]
-        else:  # scattered candidates: one gather
-            rows = table[np.concatenate([np.arange(a, a + c) for a, c in zip(s_, c_)])]
-        sims = (q @ bf16_tensor(rows).T).float().numpy()  # (n_query_tokens, rows)
-        nonempty = np.flatnonzero(c_ > 0)
-        if len(nonempty):
-            offsets = (np.cumsum(c_) - c_)[nonempty]
-            out[:, i + nonempty] = np.maximum.reduceat(sims, offsets, axis=1)
-        i = j
-    return out
 
 
 def _cat(arrays: list[np.ndarray], width: int) -> np.ndarray:

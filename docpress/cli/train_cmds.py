@@ -8,7 +8,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from docpress.text import OcrMode
+from docpress.cli.common import err, fail, run
+from docpress.cli.common import out as console
+from docpress.pdf.ocr import OcrMode
 
 WeightsOpt = Annotated[Path, typer.Option(
     "--weights", help="The optical model to start from: a docpress optical folder or a DeepSeek-OCR checkpoint.")]
@@ -45,14 +47,13 @@ def train(
     as_json: JsonOpt = False,
 ) -> None:
     """Train the optical lane's retrieval head on labelled (query, page) pairs."""
-    from docpress.cli import _run
     from docpress.train import TrainConfig, load_pairs, pairs_set
 
-    rows = _run(lambda: load_pairs(pairs))
-    config = _run(lambda: TrainConfig(steps=steps, batch_size=batch_size, lr=lr, temperature=temperature,
+    rows = run(lambda: load_pairs(pairs))
+    config = run(lambda: TrainConfig(steps=steps, batch_size=batch_size, lr=lr, temperature=temperature,
                                       cell_weight=cell_weight, seed=seed,
                                       max_seconds=minutes * 60 if minutes else None))
-    text, lane = _run(lambda: _build(weights, mode, clip_layers, need_text=cell_weight > 0))
+    text, lane = run(lambda: _build(weights, mode, clip_layers, need_text=cell_weight > 0))
     _train(lane, config, out, as_json,
            lambda progress: pairs_set(rows, lane, text if cell_weight > 0 else None, ocr, progress),
            f"{len(rows)} pairs")
@@ -82,20 +83,19 @@ def distill(
     as_json: JsonOpt = False,
 ) -> None:
     """Train the optical lane on your own PDFs without labels, the text lane as teacher."""
-    from docpress.cli import _fail, _run
     from docpress.ingest import expand_paths
     from docpress.train import DistillOptions, TrainConfig, distill_set
 
     files, missing = expand_paths(pdfs)
     if missing:
-        _fail(f"{missing[0].path}: {missing[0].reason}")
+        fail(f"{missing[0].path}: {missing[0].reason}")
     if not files:
-        _fail("no PDF files found in the given paths")
-    config = _run(lambda: TrainConfig(steps=steps, batch_size=batch_size, lr=lr, temperature=temperature,
+        fail("no PDF files found in the given paths")
+    config = run(lambda: TrainConfig(steps=steps, batch_size=batch_size, lr=lr, temperature=temperature,
                                       cell_weight=cell_weight, seed=seed,
                                       max_seconds=minutes * 60 if minutes else None))
     options = DistillOptions(queries_per_page=queries_per_page, holdout=holdout, seed=seed)
-    text, lane = _run(lambda: _build(weights, mode, clip_layers, need_text=cell_weight > 0))
+    text, lane = run(lambda: _build(weights, mode, clip_layers, need_text=cell_weight > 0))
     teacher = text if cell_weight > 0 else None  # the teacher's page vectors only feed the cell term
     _train(lane, config, out, as_json,
            lambda progress: distill_set(files, lane, teacher, options, ocr, progress), f"{len(files)} PDFs")
@@ -124,7 +124,6 @@ def _train(lane, config, out: Path, as_json: bool, build, source: str) -> None:
     """Prepare the data with a progress bar, train, save, and report (a line, or JSON)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from docpress.cli import _run, err, out as console
     from docpress.train import fit, retrieval_metrics, score_matrix
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -135,7 +134,7 @@ def _train(lane, config, out: Path, as_json: bool, build, source: str) -> None:
         def prepared(what: str, done: int, total: int) -> None:
             bar.update(task, description=what[:40], completed=done, total=total)
 
-        data = _run(lambda: build(prepared))
+        data = run(lambda: build(prepared))
 
         def held_out() -> dict | None:
             if not len(data.eval_queries):
@@ -148,9 +147,9 @@ def _train(lane, config, out: Path, as_json: bool, build, source: str) -> None:
         def step(info) -> None:
             bar.update(task, completed=info.step, info=f"loss {info.loss:.3f}")
 
-        report = _run(lambda: fit(lane, data, config, step))
+        report = run(lambda: fit(lane, data, config, step))
         after = held_out()
-    path = _run(lambda: lane.save(out))
+    path = run(lambda: lane.save(out))
     result = {"out": str(path), "source": source, "pages": len(data.pages), "queries": len(data.queries),
               "steps": report.steps, "stopped": report.stopped, "seconds": round(report.seconds, 2),
               "first_loss": report.losses[0] if report.losses else None,

@@ -9,7 +9,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from docpress.errors import BackendUnavailableError
-from docpress.render import Page, Word, _open, _words, render_page
+from docpress.pdf.reader import open_pdf, render_page, words_of
+from docpress.types import Page, Word
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +76,11 @@ def _ocr_rapidocr(path: Path, page: Page) -> list[Word]:
 
 
 def _ocr_tesseract(path: Path, page: Page) -> list[Word]:
-    doc = _open(Path(path))  # same checks and password handling as the text layer
+    doc = open_pdf(Path(path))  # same checks and password handling as the text layer
     try:
         pdf_page = doc.load_page(page.number)
         textpage = pdf_page.get_textpage_ocr(dpi=round(_ocr_dpi(page)), full=True)
-        return _words(textpage.extractWORDS(), pdf_page)  # boxes turned like the text layer's
+        return words_of(textpage.extractWORDS(), pdf_page)  # boxes turned like the text layer's
     finally:
         doc.close()
 

@@ -1,0 +1,67 @@
+"""What every command shares: consoles, option types, one-line errors, opening the index."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from docpress.errors import DocpressError
+
+out = Console()
+err = Console(stderr=True)
+
+IndexOpt = Annotated[Optional[Path], typer.Option(
+    "--index", "-i", help="Index folder [default: $DOCPRESS_INDEX or ./.docpress].",
+    show_default=False)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+CompressionOpt = Annotated[str, typer.Option(
+    help="Vector compression: auto (bf16 until the index holds 1,000 pages, then balanced), "
+         "none, balanced, compact or tiny (see `docpress compress`).")]
+MethodOpt = Annotated[str, typer.Option(
+    "--method", "-m", help="Ranking: hybrid (default), maxsim, dense or bm25.")]
+
+
+def fail(message: str) -> None:
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=1)
+
+
+def parse_meta(pairs: list[str] | None) -> dict:
+    meta = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            fail(f"--meta takes KEY=VALUE, got {pair!r}")
+        meta[key] = value
+    return meta
+
+
+def parse_compression(text: str | None):
+    """A preset name, or a JSON object of explicit stages."""
+    if text is None or not text.lstrip().startswith("{"):
+        return text
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        fail(f"--compression: not a preset name or JSON object ({exc.msg})")
+
+
+def run(fn):
+    """Call fn, turning DocpressError into one line on stderr and exit code 1."""
+    try:
+        return fn()
+    except DocpressError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        err.print("interrupted: documents committed so far are kept")
+        raise typer.Exit(code=130)
+
+
+def open_index(index: Path | None):
+    from docpress.index import Index
+
+    return Index.open(index)

@@ -1,0 +1,152 @@
+"""The vector store contract: where page vectors live, how they are scored, what a store can do.
+
+Every store (bf16, compressed, projected, Qdrant) implements the whole surface below with the
+same signatures, and declares its capabilities so callers ask the store instead of checking
+its type.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+from docpress.types import PageVectors
+from indexer.catalog import PageTable
+
+# Pages read per batch where a store reads page vectors back in bulk (head vectors, fitting).
+READ_BATCH = 1024
+
+
+@dataclass
+class StoredPage:
+    """A page handed to a store: its catalog id, document id and vectors.
+
+    words: the page text split on " " (the vectors' word indices point into it); stores that
+    prune by word (compressed text lanes) need it, others ignore it.
+    """
+
+    page_id: int
+    doc_id: int
+    vectors: PageVectors
+    words: list[str] | None = None
+
+
+@dataclass
+class Location:
+    """Where a store put a page's vectors (rows in the embedded stores; unused by servers)."""
+
+    vec_start: int = -1
+    vec_count: int = 0
+    pool_start: int = -1
+    pool_count: int = 0
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a store can do, for the callers that choose a path by it.
+
+    end_to_end:  scores MaxSim where the vectors live (a server), given page ids; otherwise an
+                 exact scan over the candidate pages' rows here.
+    compression: its pages can be re-coded with a docpress codec (float rows on local disk).
+    extra_lanes: an index on it can hold extra lanes (their stores live in the index folder).
+    float_rows:  holds the encoder's vectors as stored rows addressed by the catalog, so a
+                 projected (tuned) store can be derived from them row for row.
+    """
+
+    end_to_end: bool = False
+    compression: bool = False
+    extra_lanes: bool = False
+    float_rows: bool = False
+
+
+def location_of(pages: PageTable, i: int) -> Location:
+    """The Location of row i of a page table."""
+    return Location(int(pages.vec_start[i]), int(pages.vec_count[i]),
+                    int(pages.pool_start[i]), int(pages.pool_count[i]))
+
+
+class VectorStore(ABC):
+    """Holds page vectors; scores queries by exact MaxSim and by pooled (dense) similarity."""
+
+    name: str
+    dim: int
+    capabilities: Capabilities = Capabilities()
+
+    @abstractmethod
+    def add(self, pages: list[StoredPage]) -> list[Location]:
+        """Store the pages durably; the catalog commit that follows makes them visible."""
+
+    @abstractmethod
+    def remove(self, page_ids: list[int]) -> None:
+        """Forget these pages (the catalog no longer lists them)."""
+
+    @abstractmethod
+    def maxsim(self, query: np.ndarray, pages: PageTable) -> np.ndarray:
+        """Exact late-interaction scores of one query against the given pages.
+
+        query: (n_query_tokens, dim) float32, rows weighted already. Returns (n_pages,) float32:
+        sum over query tokens of the max dot product with the page's vectors.
+        """
+
+    @abstractmethod
+    def window_scores(self, pooled: np.ndarray, pages: PageTable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Dot products of the query's pooled vector with the pages' pooled windows, flat.
+
+        Returns (scores, first, count): scores (n,) float32; for each page, the index in
+        `scores` of its first window and how many of its windows are there (0: none).
+        """
+
+    def dense(self, pooled: np.ndarray, pages: PageTable) -> np.ndarray:
+        """(n_pages, n_windows_max) cosine of the query's pooled vector with each page window's
+        pooled vector; -inf pads pages with fewer windows. Column 0 is the page's first window."""
+        width = int(pages.pool_count.max()) if len(pages) else 1
+        out = np.full((len(pages), max(width, 1)), -np.inf, np.float32)
+        if len(pages) == 0:
+            return out
+        scores, first, count = self.window_scores(pooled, pages)
+        if len(scores) == 0:
+            return out
+        # The catalog's count rules: columns past it stay -inf.
+        count = np.minimum(count, pages.pool_count)
+        for w in range(width):
+            has = count > w
+            out[has, w] = scores[first[has] + w]
+        return out
+
+    @abstractmethod
+    def page_vectors(self, page_id: int, location: Location) -> PageVectors:
+        """Read back one page's vectors (for snippets, boxes and re-scoring)."""
+
+    def pages_vectors(self, pages: PageTable) -> list[PageVectors]:
+        """Read back the vectors of every page of a table, in order. Stores that can read many
+        pages in one request (a server) override this."""
+        return [self.page_vectors(int(pid), location_of(pages, i))
+                for i, pid in enumerate(pages.page_ids)]
+
+    def head_vectors(self, pages: PageTable, n_tokens: int) -> np.ndarray:
+        """(n_pages, dim) float32: the normalised mean of each page's first `n_tokens` vectors.
+
+        A page's first tokens hold its title or heading, which says what the page is about.
+        """
+        out = np.zeros((len(pages), self.dim), np.float32)
+        for lo in range(0, len(pages), READ_BATCH):
+            batch = pages.subset(slice(lo, lo + READ_BATCH))
+            for i, page in enumerate(self.pages_vectors(batch)):
+                if len(page.vectors):
+                    out[lo + i] = page.vectors[:n_tokens].mean(0)
+        return normalize_rows(out)
+
+    def nbytes(self) -> int:
+        """Bytes this store uses on disk (0 where it cannot tell)."""
+        return 0
+
+    def close(self) -> None:
+        pass
+
+
+def normalize_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero)."""
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norms > 0, norms, 1.0)
