@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from docpress.errors import DocpressError
+from docpress.jsonl import read_jsonl
 from retriever.metrics import Item, score_run
 
 
@@ -21,24 +21,11 @@ class Query:
 
 def load_queries(path: Path) -> list[Query]:
     """Read JSONL lines {qid, query, relevant: [{doc, page}], doc}; pages are 0-based."""
-    queries = []
-    try:
-        lines = Path(path).read_text().splitlines()
-    except OSError as exc:
-        raise DocpressError(f"cannot read queries file {path}: {exc.strerror}") from None
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            relevant = {(Path(r["doc"]).name, int(r["page"])) for r in row["relevant"]}
-            queries.append(Query(str(row.get("qid", n)), row["query"], relevant, row.get("doc")))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise DocpressError(f"{path}:{n}: not a query line ({exc}); expected "
-                                '{"query": ..., "relevant": [{"doc": ..., "page": 0}]}') from None
-    if not queries:
-        raise DocpressError(f"{path} holds no queries")
-    return queries
+    def parse(row: dict, n: int) -> Query:
+        relevant = {(Path(r["doc"]).name, int(r["page"])) for r in row["relevant"]}
+        return Query(str(row.get("qid", n)), row["query"], relevant, row.get("doc"))
+
+    return read_jsonl(path, parse, "query", '{"query": ..., "relevant": [{"doc": ..., "page": 0}]}')
 
 
 def evaluate(index, queries: list[Query], method: str, within_doc: bool = False,
