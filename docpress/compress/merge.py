@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from docpress.compress.stages import build_stage
 from docpress.errors import DocpressError
 from docpress.types import PageVectors
 
@@ -137,11 +138,4 @@ MERGERS = {cls.method: cls for cls in (WardMerger, GridMerger)}
 
 def merger_from_config(config: dict) -> Merger:
     """Build a merger from its config dict ({"method": "ward" | "grid", ...})."""
-    options = dict(config)
-    method = options.pop("method", "ward")
-    if method not in MERGERS:
-        raise DocpressError(f"unknown merge method {method!r}; choose {' or '.join(MERGERS)}")
-    try:
-        return MERGERS[method](**options)
-    except TypeError as exc:
-        raise DocpressError(f"bad merge options {options}: {exc}") from None
+    return build_stage("merge", MERGERS, config, "ward")

@@ -16,6 +16,7 @@ from typing import Iterable
 
 import numpy as np
 
+from docpress.compress.stages import build_stage
 from docpress.errors import DocpressError
 from docpress.tokens import is_punctuation, strip_symbols
 from docpress.types import PageVectors
@@ -212,11 +213,4 @@ PRUNERS = {cls.method: cls for cls in (LexicalPruner, SignalPruner)}
 
 def pruner_from_config(config: dict) -> Pruner:
     """Build a pruner from its config dict ({"method": "lexical" | "signal", ...})."""
-    options = dict(config)
-    method = options.pop("method", "lexical")
-    if method not in PRUNERS:
-        raise DocpressError(f"unknown prune method {method!r}; choose {' or '.join(PRUNERS)}")
-    try:
-        return PRUNERS[method](**options)
-    except TypeError as exc:
-        raise DocpressError(f"bad prune options {options}: {exc}") from None
+    return build_stage("prune", PRUNERS, config, "lexical")

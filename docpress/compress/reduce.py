@@ -10,6 +10,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from docpress.compress.stages import build_stage
 from docpress.errors import DocpressError
 
 
@@ -149,11 +150,4 @@ REDUCERS = {cls.method: cls for cls in (PcaReducer,)}
 
 def reducer_from_config(config: dict) -> Reducer:
     """Build a reducer from its config dict ({"method": "pca", "dims": 128, "center": false})."""
-    options = dict(config)
-    method = options.pop("method", "pca")
-    if method not in REDUCERS:
-        raise DocpressError(f"unknown reduce method {method!r}; choose {' or '.join(REDUCERS)}")
-    try:
-        return REDUCERS[method](**options)
-    except TypeError as exc:
-        raise DocpressError(f"bad reduce options {options}: {exc}") from None
+    return build_stage("reduce", REDUCERS, config, "pca")
