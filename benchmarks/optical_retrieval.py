@@ -29,7 +29,7 @@ from docpress.encoders import load_encoder  # noqa: E402
 from docpress.encoders.optical.encoder import DeepEncoderConfig, OpticalEncoder  # noqa: E402
 from docpress.train import (  # noqa: E402
     DistillOptions,
-    OpticalLane,
+    OpticalLearner,
     TrainConfig,
     distill_set,
     fit,
@@ -50,10 +50,10 @@ MODEL = DeepEncoderConfig(sam_hidden=64, sam_layers=4, sam_heads=2, sam_global=[
 COLUMNS = ["R@1", "R@5", "nDCG@5", "MRR@10"]
 
 
-def lane_rankings(lane: OpticalLane, data, queries: list[Query]) -> list[list[tuple[str, int]]]:
-    """Within-document MaxSim rankings straight from the lane (no index): (doc, page) lists."""
-    encoded = lane.prepare_queries([q.text for q in queries])
-    scores = score_matrix(lane, encoded, data.pages)
+def learner_rankings(learner: OpticalLearner, data, queries: list[Query]) -> list[list[tuple[str, int]]]:
+    """Within-document MaxSim rankings straight from the learner (no index): (doc, page) lists."""
+    encoded = learner.prepare_queries([q.text for q in queries])
+    scores = score_matrix(learner, encoded, data.pages)
     names = [n.rsplit(":", 1) for n in data.names]
     rankings = []
     for q, row in zip(queries, scores):
@@ -107,23 +107,23 @@ def main() -> None:
     OpticalEncoder(model_config=MODEL, dim=128, mode=args.mode, random_init=True, seed=0,
                    dtype="float32").save(work / "optical-random")
     optical = OpticalEncoder(work / "optical-random", dtype="float32")
-    lane = OpticalLane(optical, args.clip_layers, query_tower=text)
+    learner = OpticalLearner(optical, args.clip_layers, query_tower=text)
     started = time.perf_counter()
-    data = distill_set(pdfs, lane, None, DistillOptions(queries_per_page=8, holdout=1, seed=0))
+    data = distill_set(pdfs, learner, None, DistillOptions(queries_per_page=8, holdout=1, seed=0))
     timings["optical prepare (render, frozen encoder, teacher)"] = time.perf_counter() - started
-    held_before = retrieval_metrics(score_matrix(lane, data.eval_queries, data.pages), data.eval_positives)
+    held_before = retrieval_metrics(score_matrix(learner, data.eval_queries, data.pages), data.eval_positives)
     results["optical random init (no training), maxsim"] = score_run(
-        lane_rankings(lane, data, queries), [q.relevant for q in queries])
+        learner_rankings(learner, data, queries), [q.relevant for q in queries])
     # 3-minute runs on these pages, held-out pseudo-query MRR: no cell term 10.2, cell weight 3
     # 5.0 (lr 5e-3: 2.7; all 4 CLIP layers: 3.1): a 640-px cell of a 10-K holds 20-40 words
     config = TrainConfig(steps=1_000_000, batch_size=32, lr=2e-3, temperature=0.05, cell_weight=0.0,
                          seed=0, max_seconds=args.minutes * 60)
-    fitted = fit(lane, data, config)
+    fitted = fit(learner, data, config)
     timings["optical training steps"] = fitted.seconds
-    held_after = retrieval_metrics(score_matrix(lane, data.eval_queries, data.pages), data.eval_positives)
-    results["optical distilled, maxsim (lane, fp32)"] = score_run(
-        lane_rankings(lane, data, queries), [q.relevant for q in queries])
-    model_dir = lane.save(work / "optical-distilled")
+    held_after = retrieval_metrics(score_matrix(learner, data.eval_queries, data.pages), data.eval_positives)
+    results["optical distilled, maxsim (learner, fp32)"] = score_run(
+        learner_rankings(learner, data, queries), [q.relevant for q in queries])
+    model_dir = learner.save(work / "optical-distilled")
 
     started = time.perf_counter()
     optical_index = Index.create(work / "optical-index", encoder=load_encoder("optical", weights=str(model_dir)))
@@ -149,7 +149,7 @@ def main() -> None:
     # -- report -----------------------------------------------------------------------------------
     minutes = (timings["optical prepare (render, frozen encoder, teacher)"] + fitted.seconds) / 60
     params = sum(p.numel() for p in optical.model.parameters())
-    trained = sum(p.numel() for p in lane.parameters())
+    trained = sum(p.numel() for p in learner.parameters())
     say(f"Optical vs text lane, FinanceBench, within-document: {len(queries)} questions on "
         f"{len(pdfs)} filings ({pages} pages)")
     say(f"optical = random-init tiny DeepEncoder distilled for {minutes:.1f} minutes on CPU "

@@ -6,15 +6,14 @@ pretrained weights are needed.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 import torch
 
 from docpress.encoders.base import Encoder
 from docpress.encoders.optical import MODES, grid_side, page_tokens
-from docpress.encoders.optical.encoder import DeepEncoder, DeepEncoderConfig, OpticalEncoder
+from docpress.encoders.optical.encoder import DeepEncoderConfig, OpticalEncoder
+from docpress.encoders.optical.model import DeepEncoder
 from docpress.encoders.optical.modes import choose_grid, make_views, pad_to_square, sam_side, tile_grid
 from docpress.encoders.optical.weights import detect_layout, infer_dims
 from docpress.errors import BackendUnavailableError, DocpressError
@@ -501,26 +500,55 @@ def test_wrong_shapes_are_a_clear_error(tmp_path):
 
 
 # -- missing weights -----------------------------------------------------------------------------------
+@pytest.fixture
+def hub_calls(monkeypatch) -> list:
+    """Records every hub lookup ("download", local_files_only) and reachability probe ("probe",
+    (host, port), timeout) the weights finder makes; lookups and probes still run."""
+    import socket
+
+    import huggingface_hub
+
+    calls: list = []
+    lookup, connect = huggingface_hub.snapshot_download, socket.create_connection
+
+    def spy_lookup(*args, **kwargs):
+        calls.append(("download", bool(kwargs.get("local_files_only"))))
+        return lookup(*args, **kwargs)
+
+    def spy_connect(address, timeout=None, *args, **kwargs):
+        calls.append(("probe", tuple(address), timeout))
+        return connect(address, timeout, *args, **kwargs)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", spy_lookup)
+    monkeypatch.setattr(socket, "create_connection", spy_connect)
+    return calls
+
+
 @pytest.mark.parametrize("source", ["/nonexistent/deepseek-ocr", "./not/here", "nobody-xyz/no-such-model"])
-def test_missing_weights_fail_fast_in_one_line(source):
-    started = time.perf_counter()
+def test_missing_weights_fail_fast_in_one_line(source, hub_calls):
     with pytest.raises(BackendUnavailableError) as err:
         OpticalEncoder(source, local_files_only=True)
-    assert time.perf_counter() - started < 5
+    # fast because nothing leaves the machine: a path is not looked up, a hub id only in the cache
+    expected = [("download", True)] if source.startswith("nobody") else []
+    assert hub_calls == expected
     message = str(err.value)
     assert "\n" not in message and source in message and "--weights" in message
 
 
-def test_hub_ids_offline_or_unreachable_fail_fast(monkeypatch):
+def test_hub_ids_offline_or_unreachable_fail_fast(monkeypatch, hub_calls):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(BackendUnavailableError, match="offline"):
         OpticalEncoder("deepseek-ai/DeepSeek-OCR-not-cached-xyz")
+    assert hub_calls == [("download", True)]  # the cache only
+    hub_calls.clear()
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
-    started = time.perf_counter()
     with pytest.raises(BackendUnavailableError, match="unreachable"):
         OpticalEncoder(clip_weights="openai/clip-vit-large-patch14-not-cached-xyz", random_init=True)
-    assert time.perf_counter() - started < 10
+    # fast because of one short connection probe, and no download tried after it failed
+    assert [c[0] for c in hub_calls] == ["download", "probe"] and hub_calls[0] == ("download", True)
+    _, address, timeout = hub_calls[1]
+    assert address == ("127.0.0.1", 9) and timeout is not None and 0 < timeout <= 5
 
 
 def test_no_weights_at_all_is_an_error():

@@ -20,7 +20,7 @@ from docpress.encoders.optical.encoder import DeepEncoderConfig, OpticalEncoder
 from docpress.maxsim import padded_maxsim
 from docpress.train import (
     DistillOptions,
-    OpticalLane,
+    OpticalLearner,
     TrainConfig,
     colpali_loss,
     distill_set,
@@ -114,17 +114,18 @@ def pdfs(tmp_path_factory) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, tiny_dir, pdfs, encoder):
-    """The tiny model distilled from the text lane (the session's `encoder`) on the corpus."""
+    """The tiny model distilled from the text encoder (the session's `encoder`) on the corpus."""
     optical = OpticalEncoder(tiny_dir, dtype="float32")
-    lane = OpticalLane(optical, query_tower=encoder)
-    data = distill_set(pdfs, lane, encoder, DistillOptions(queries_per_page=12, holdout=1, min_words=5))
-    before = retrieval_metrics(score_matrix(lane, data.eval_queries, data.pages), data.eval_positives)
+    learner = OpticalLearner(optical, query_tower=encoder)
+    data = distill_set(pdfs, learner, encoder, DistillOptions(queries_per_page=12, holdout=1, min_words=5))
+    before = retrieval_metrics(score_matrix(learner, data.eval_queries, data.pages), data.eval_positives)
     # a softer temperature and a strong cell term suit a random-init model (measured: held-out
     # R@1 ~90% over 3 corpus seeds, against ~70% at ColPali's 0.02 with cell weight 1)
-    report = fit(lane, data, TrainConfig(steps=250, batch_size=16, temperature=0.05, cell_weight=3.0, seed=0))
-    after = retrieval_metrics(score_matrix(lane, data.eval_queries, data.pages), data.eval_positives)
-    out = lane.save(tmp_path_factory.mktemp("trained") / "optical-distilled")
-    return SimpleNamespace(encoder=optical, lane=lane, data=data, before=before, after=after,
+    report = fit(learner, data, TrainConfig(steps=250, batch_size=16, temperature=0.05, cell_weight=3.0,
+                                            seed=0))
+    after = retrieval_metrics(score_matrix(learner, data.eval_queries, data.pages), data.eval_positives)
+    out = learner.save(tmp_path_factory.mktemp("trained") / "optical-distilled")
+    return SimpleNamespace(encoder=optical, learner=learner, data=data, before=before, after=after,
                            report=report, dir=out)
 
 
@@ -179,35 +180,36 @@ def test_distilled_model_retrieves_held_out_queries_much_better(trained):
 def test_training_is_deterministic_on_cpu(trained, tiny_dir):
     runs = []
     for _ in range(2):
-        lane = OpticalLane(OpticalEncoder(tiny_dir, dtype="float32"), query_tower=trained.lane.encoder._query_encoder)
-        report = fit(lane, trained.data, TrainConfig(steps=4, batch_size=8, cell_weight=1.0, seed=3))
-        runs.append((report.losses, [p.detach().clone() for p in lane.parameters()]))
+        learner = OpticalLearner(OpticalEncoder(tiny_dir, dtype="float32"),
+                                 query_tower=trained.learner.encoder.query_tower.encoder)
+        report = fit(learner, trained.data, TrainConfig(steps=4, batch_size=8, cell_weight=1.0, seed=3))
+        runs.append((report.losses, [p.detach().clone() for p in learner.parameters()]))
     assert runs[0][0] == runs[1][0]
     assert all(torch.equal(a, b) for a, b in zip(runs[0][1], runs[1][1]))
-    stopped = fit(lane, trained.data, TrainConfig(steps=1000, batch_size=8, max_seconds=0.0))
+    stopped = fit(learner, trained.data, TrainConfig(steps=1000, batch_size=8, max_seconds=0.0))
     assert stopped.stopped == "time" and stopped.steps == 0
 
 
 def test_only_the_head_and_query_projection_train_by_default(tiny_dir, trained):
-    lane = OpticalLane(OpticalEncoder(tiny_dir, dtype="float32"))
-    names = {n for n, p in lane.model.named_parameters() if p.requires_grad}
+    learner = OpticalLearner(OpticalEncoder(tiny_dir, dtype="float32"))
+    names = {n for n, p in learner.model.named_parameters() if p.requires_grad}
     assert names and all(n.startswith(("head.proj.", "query.")) for n in names)
-    deeper = OpticalLane(OpticalEncoder(tiny_dir, dtype="float32"), train_clip_layers=1)
+    deeper = OpticalLearner(OpticalEncoder(tiny_dir, dtype="float32"), train_clip_layers=1)
     names = {n for n, p in deeper.model.named_parameters() if p.requires_grad}
     assert any(n.startswith("encoder.clip.encoder.layers.1.") for n in names)
     assert not any(n.startswith(("encoder.clip.encoder.layers.0.", "encoder.sam.")) for n in names)
 
 
-def test_lane_vectors_equal_the_encoders(trained, pdfs):
+def test_learner_vectors_equal_the_encoders(trained, pdfs):
     """What training scores is what the index stores and searches."""
     from docpress.pdf.reader import read_pages, render_pages
 
-    lane, enc = trained.lane, trained.encoder
+    learner, enc = trained.learner, trained.encoder
     page = next(read_pages(pdfs[0]))
-    item = lane.prepare_pages(pdfs[0], [page])[0]
+    item = learner.prepare_pages(pdfs[0], [page])[0]
     with torch.no_grad():
-        vectors, mask = lane.page_vectors([item])
-        queries, q_mask = lane.query_vectors(lane.prepare_queries(["leaves release oxygen"]))
+        vectors, mask = learner.page_vectors([item])
+        queries, q_mask = learner.query_vectors(learner.prepare_queries(["leaves release oxygen"]))
     page.image = render_pages(pdfs[0], [0], enc.render_dpi(page))[0]
     expected = enc.encode_pages([page])[0]
     assert np.allclose(vectors[0][mask[0]].numpy(), expected.vectors, atol=1e-5)
@@ -222,7 +224,7 @@ def test_checkpoint_round_trip_gives_identical_vectors(trained, pdfs):
     from docpress.pdf.reader import read_pages, render_pages
 
     again = load_encoder("optical", weights=str(trained.dir), dtype="float32")
-    again.use_query_tower(trained.lane.encoder._query_encoder)
+    again.use_query_tower(trained.learner.encoder.query_tower.encoder)
     assert again.config_hash() == trained.encoder.config_hash()
     assert again.options()["weights"] == str(trained.dir)  # the trained encoder now stands for its folder
     assert trained.encoder.options()["weights"] == str(trained.dir)
@@ -259,7 +261,7 @@ def test_optical_index_end_to_end_and_reopen(trained, pdfs, tmp_path):
 
     reopened = Index.open(tmp_path / "ix")  # the encoder is rebuilt from the manifest's options
     assert reopened.encoder.id == "optical" and reopened.encoder.config_hash() == optical.config_hash()
-    reopened.encoder.use_query_tower(trained.lane.encoder._query_encoder)
+    reopened.encoder.use_query_tower(trained.learner.encoder.query_tower.encoder)
     hit = reopened.search("Whales migrate across the cold ocean.", k=1)[0]  # hybrid
     assert (Path(hit.path).name, hit.page) == topic_page("oceans")
     reopened.close()

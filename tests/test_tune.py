@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from docpress.cli import app
 from docpress.errors import DocpressError
 from docpress.tune import TokenHead, TuneOptions, cut_queries, hard_negatives, tune_index
-from docpress.tune.lane import page_input
+from docpress.tune.learner import page_input
 from docpress.tune.pseudo import _normal
 
 runner = CliRunner()

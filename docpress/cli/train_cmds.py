@@ -53,9 +53,9 @@ def train(
     config = run(lambda: TrainConfig(steps=steps, batch_size=batch_size, lr=lr, temperature=temperature,
                                       cell_weight=cell_weight, seed=seed,
                                       max_seconds=minutes * 60 if minutes else None))
-    text, lane = run(lambda: _build(weights, mode, clip_layers, need_text=cell_weight > 0))
-    _train(lane, config, out, as_json,
-           lambda progress: pairs_set(rows, lane, text if cell_weight > 0 else None, ocr, progress),
+    text, learner = run(lambda: _build(weights, mode, clip_layers, need_text=cell_weight > 0))
+    _train(learner, config, out, as_json,
+           lambda progress: pairs_set(rows, learner, text if cell_weight > 0 else None, ocr, progress),
            f"{len(rows)} pairs")
 
 
@@ -95,20 +95,20 @@ def distill(
                                       cell_weight=cell_weight, seed=seed,
                                       max_seconds=minutes * 60 if minutes else None))
     options = DistillOptions(queries_per_page=queries_per_page, holdout=holdout, seed=seed)
-    text, lane = run(lambda: _build(weights, mode, clip_layers, need_text=cell_weight > 0))
+    text, learner = run(lambda: _build(weights, mode, clip_layers, need_text=cell_weight > 0))
     teacher = text if cell_weight > 0 else None  # the teacher's page vectors only feed the cell term
-    _train(lane, config, out, as_json,
-           lambda progress: distill_set(files, lane, teacher, options, ocr, progress), f"{len(files)} PDFs")
+    _train(learner, config, out, as_json,
+           lambda progress: distill_set(files, learner, teacher, options, ocr, progress), f"{len(files)} PDFs")
 
 
 def _build(weights: Path, mode: str | None, clip_layers: int, need_text: bool):
-    """(the text lane or None, the optical lane over a float32 encoder).
+    """(the text encoder or None, the optical learner over a float32 encoder).
 
     The text lane is loaded when it is the teacher, or when it is the optical model's query
     tower (then shared, not loaded twice).
     """
     from docpress.encoders import load_encoder
-    from docpress.train import OpticalLane
+    from docpress.train import OpticalLearner
 
     options = {"weights": str(weights), "dtype": "float32"}
     if mode:
@@ -117,10 +117,10 @@ def _build(weights: Path, mode: str | None, clip_layers: int, need_text: bool):
     same_model = {"model": encoder.text_model} if encoder.text_model else {}  # the tower's own model
     text = load_encoder("text", **same_model) if need_text or encoder.config()["query"]["tower"] == "text" \
         else None
-    return text, OpticalLane(encoder, clip_layers, query_tower=text)
+    return text, OpticalLearner(encoder, clip_layers, query_tower=text)
 
 
-def _train(lane, config, out: Path, as_json: bool, build, source: str) -> None:
+def _train(learner, config, out: Path, as_json: bool, build, source: str) -> None:
     """Prepare the data with a progress bar, train, save, and report (a line, or JSON)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -139,7 +139,7 @@ def _train(lane, config, out: Path, as_json: bool, build, source: str) -> None:
         def held_out() -> dict | None:
             if not len(data.eval_queries):
                 return None
-            return retrieval_metrics(score_matrix(lane, data.eval_queries, data.pages), data.eval_positives)
+            return retrieval_metrics(score_matrix(learner, data.eval_queries, data.pages), data.eval_positives)
 
         before = held_out()
         bar.update(task, description="training", completed=0, total=config.steps)
@@ -147,9 +147,9 @@ def _train(lane, config, out: Path, as_json: bool, build, source: str) -> None:
         def step(info) -> None:
             bar.update(task, completed=info.step, info=f"loss {info.loss:.3f}")
 
-        report = run(lambda: fit(lane, data, config, step))
+        report = run(lambda: fit(learner, data, config, step))
         after = held_out()
-    path = run(lambda: lane.save(out))
+    path = run(lambda: learner.save(out))
     result = {"out": str(path), "source": source, "pages": len(data.pages), "queries": len(data.queries),
               "steps": report.steps, "stopped": report.stopped, "seconds": round(report.seconds, 2),
               "first_loss": report.losses[0] if report.losses else None,

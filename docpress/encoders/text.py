@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from docpress.encoders.base import Encoder
+from docpress.encoders.dtypes import pick_dtype
 from docpress.errors import BackendUnavailableError
 from docpress.types import Page, PageVectors, QueryVectors
 
@@ -70,7 +71,7 @@ class TextTokenEncoder(Encoder):
             raise BackendUnavailableError(f"{self.model_name}: a fast tokenizer (tokenizer.json) is required")
         # bf16 matmuls are ~4x faster than fp32 on CPUs with AVX512-BF16/AMX and on GPUs; a
         # bf16 model (rather than autocast) also skips re-casting weights on every batch.
-        self.dtype = _pick_dtype(dtype, self.device)
+        self.dtype = pick_dtype(dtype, self.device)
         self.model.eval().to(self.device, dtype=self.dtype)
         self.dim = int(self.model.config.hidden_size)
         self._special = set(self.tokenizer.all_special_ids)
@@ -192,18 +193,3 @@ class TextTokenEncoder(Encoder):
             out.append(QueryVectors(vectors.astype(np.float32), tokens, pooled.astype(np.float32)))
         return out
 
-
-def _pick_dtype(dtype: str, device: str):
-    import torch
-
-    if dtype == "float32":
-        return torch.float32
-    if dtype == "bfloat16":
-        return torch.bfloat16
-    if device == "cuda":
-        return torch.bfloat16
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return torch.float32
-    return torch.bfloat16 if ("avx512_bf16" in flags or "amx_bf16" in flags) else torch.float32

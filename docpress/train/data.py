@@ -1,13 +1,12 @@
-"""Training data: (query, page) pairs from a JSONL file or cut from the pages' own text.
+"""Training data: (query, page) pairs from a JSONL file, the pages of a PDF, and the TrainSet.
 
-A TrainSet holds what one training run samples from, already through the lane's frozen
+A TrainSet holds what one training run samples from, already through the learner's frozen
 parts: page inputs, query inputs, each query's page, and (for distillation) per-vector targets.
+Pseudo-queries cut from the pages' own text are in docpress.train.pseudo.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -15,11 +14,10 @@ from typing import Iterator
 import numpy as np
 
 from docpress.errors import DocpressError
+from docpress.jsonl import read_jsonl
 from docpress.pdf.ocr import OcrMode, fill_text, resolve_ocr
 from docpress.pdf.reader import read_pages
 from docpress.types import Page
-
-_SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+")
 
 
 @dataclass(frozen=True)
@@ -37,28 +35,16 @@ def load_pairs(path: str | Path) -> list[Pair]:
     A relative `doc` is looked up as given, then next to the JSONL file.
     """
     path = Path(path)
-    try:
-        lines = path.read_text().splitlines()
-    except OSError as exc:
-        raise DocpressError(f"cannot read pairs file {path}: {exc.strerror}") from None
-    pairs = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            doc, page, query = Path(row["doc"]), int(row["page"]), str(row["query"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise DocpressError(f"{path}:{n}: not a pair line ({exc}); expected "
-                                '{"query": ..., "doc": "file.pdf", "page": 0}') from None
+
+    def parse(row: dict, n: int) -> Pair:
+        doc, page, query = Path(row["doc"]), int(row["page"]), str(row["query"])
         if not doc.is_absolute() and not doc.exists() and (path.parent / doc).exists():
             doc = path.parent / doc
         if page < 0 or not query.strip():
             raise DocpressError(f"{path}:{n}: the page must be 0-based and the query not empty")
-        pairs.append(Pair(query, doc, page))
-    if not pairs:
-        raise DocpressError(f"{path} holds no pairs")
-    return pairs
+        return Pair(query, doc, page)
+
+    return read_jsonl(path, parse, "pair", '{"query": ..., "doc": "file.pdf", "page": 0}')
 
 
 def load_pages(path: Path, numbers: set[int] | None = None,
@@ -79,65 +65,12 @@ def load_pages(path: Path, numbers: set[int] | None = None,
     return pages
 
 
-def sentences(text: str, min_words: int = 3) -> list[str]:
-    """The text cut at sentence ends (and colons, semicolons); pieces under min_words words go.
-
-    >>> sentences("Revenue rose sharply. Net income fell to 3 million; costs were flat. Ok.")
-    ['Revenue rose sharply.', 'Net income fell to 3 million;', 'costs were flat.']
-    """
-    pieces = _SENTENCE_END.split(" ".join(text.split()))
-    return [p for p in pieces if len(p.split()) >= min_words]
-
-
-def pseudo_queries(texts: list[str], n: int, rng: np.random.Generator, min_words: int = 5,
-                   max_words: int = 16) -> list[str]:
-    """Up to n query-like spans cut from `texts` (sentences): whole short sentences and
-    random spans of min_words..max_words words, without repeats."""
-    words_of = [t.split() for t in texts if len(t.split()) >= 3]
-    if not words_of:
-        return []
-    out: list[str] = []
-    seen: set[str] = set()
-    for _ in range(8 * n):
-        if len(out) == n:
-            break
-        words = words_of[int(rng.integers(len(words_of)))]
-        if len(words) <= max_words and rng.random() < 0.5:
-            span = words
-        else:
-            size = int(rng.integers(min(min_words, len(words)), min(max_words, len(words)) + 1))
-            start = int(rng.integers(0, len(words) - size + 1))
-            span = words[start:start + size]
-        text = " ".join(span)
-        if text not in seen:
-            seen.add(text)
-            out.append(text)
-    return out
-
-
-def split_sentences(page: Page, holdout: int, rng: np.random.Generator) -> tuple[list[str], list[str]]:
-    """(training sentences, held-out sentences) of a page; a page keeps at least one for training."""
-    found = sentences(page.text)
-    if not found and page.words:
-        found = [page.text]
-    order = rng.permutation(len(found))
-    held = min(holdout, max(0, len(found) - 1))
-    return [found[i] for i in order[held:]], [found[i] for i in order[:held]]
-
-
-def words_in_box(page: Page, box) -> list[str]:
-    """The page's words whose centre lies in box (x0, y0, x1, y1), PDF points."""
-    x0, y0, x1, y1 = box
-    return [w.text for w in page.words
-            if x0 <= (w.box[0] + w.box[2]) / 2 < x1 and y0 <= (w.box[1] + w.box[3]) / 2 < y1]
-
-
 @dataclass
 class TrainSet:
     """What a run samples from.
 
-    pages:     lane page inputs (frozen work done), one per page.
-    queries:   lane query inputs.
+    pages:     learner page inputs (frozen work done), one per page.
+    queries:   learner query inputs.
     positives: (n_queries,) int, the page index of each query.
     targets:   per page, None or ((n_i, d_t) float32 teacher vectors, (n_i,) bool mask) aligned
                with the page's vectors (cell regression).

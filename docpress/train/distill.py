@@ -1,6 +1,6 @@
-"""Build training sets: labelled pairs, or pseudo-queries cut from the pages with a teacher lane.
+"""Build training sets: labelled pairs, or pseudo-queries cut from the pages with a teacher encoder.
 
-Distillation needs no labels: the text lane (the teacher) reads each page's text layer; queries
+Distillation needs no labels: the text encoder (the teacher) reads each page's text layer; queries
 are cut from that text and encoded by the student's query tower, so that the right page wins
 in-batch; optionally each page vector (an optical grid cell) is pulled toward the teacher's
 token vectors of the words under its box.
@@ -18,8 +18,9 @@ import numpy as np
 from docpress.encoders.base import Encoder
 from docpress.errors import DocpressError
 from docpress.pdf.ocr import OcrMode
-from docpress.train.data import Pair, TrainSet, load_pages, pseudo_queries, split_sentences
-from docpress.train.lanes import Lane
+from docpress.train.data import Pair, TrainSet, load_pages
+from docpress.train.learners import Learner
+from docpress.train.pseudo import pseudo_queries, split_sentences
 from docpress.types import Page
 
 ProgressFn = Callable[[str, int, int], None]  # (what, done, total)
@@ -60,18 +61,18 @@ def cell_targets(page: Page, boxes: np.ndarray, teacher_vectors) -> tuple[np.nda
     return np.where(mask[:, None], sums / np.maximum(norms, 1e-12), 0).astype(np.float32), mask
 
 
-def _prepare(lane: Lane, docs: dict[Path, set[int] | None], teacher: Encoder | None, min_words: int,
+def _prepare(learner: Learner, docs: dict[Path, set[int] | None], teacher: Encoder | None, min_words: int,
              ocr: OcrMode | str, progress: ProgressFn | None):
     """Read, render and run the frozen prefix for the documents' pages.
 
-    Returns [(path, page, lane input, targets or None)] for pages with words and vectors.
+    Returns [(path, page, learner input, targets or None)] for pages with words and vectors.
     """
     out = []
     total = len(docs)
     for n, (path, numbers) in enumerate(docs.items()):
         # named pages (labelled pairs) are all kept; otherwise only pages with text to cut from
         pages = [p for p in load_pages(path, numbers, ocr) if numbers is not None or len(p.words) >= min_words]
-        inputs = lane.prepare_pages(path, pages)
+        inputs = learner.prepare_pages(path, pages)
         teacher_vectors = teacher.encode_pages(pages) if teacher is not None else [None] * len(pages)
         for page, item, tv in zip(pages, inputs, teacher_vectors):
             if len(item) == 0:
@@ -83,16 +84,17 @@ def _prepare(lane: Lane, docs: dict[Path, set[int] | None], teacher: Encoder | N
     return out
 
 
-def distill_set(pdfs: list[Path], lane: Lane, teacher: Encoder | None, options: DistillOptions | None = None,
-                ocr: OcrMode | str = OcrMode.auto, progress: ProgressFn | None = None) -> TrainSet:
+def distill_set(pdfs: list[Path], learner: Learner, teacher: Encoder | None,
+                options: DistillOptions | None = None, ocr: OcrMode | str = OcrMode.auto,
+                progress: ProgressFn | None = None) -> TrainSet:
     """A TrainSet of pseudo-queries from the PDFs' own pages (no labels).
 
-    teacher: the text lane, for cell targets (None: the in-batch term only). Held-out
+    teacher: the text encoder, for cell targets (None: the in-batch term only). Held-out
     sentences become the set's eval_queries / eval_positives.
     """
     options = options or DistillOptions()
     rng = np.random.default_rng(options.seed)
-    prepared = _prepare(lane, {Path(p): None for p in pdfs}, teacher, options.min_words, ocr, progress)
+    prepared = _prepare(learner, {Path(p): None for p in pdfs}, teacher, options.min_words, ocr, progress)
     if len(prepared) < 2:
         raise DocpressError(f"distillation needs at least two pages with {options.min_words}+ words "
                             f"of text; found {len(prepared)}")
@@ -107,7 +109,7 @@ def distill_set(pdfs: list[Path], lane: Lane, teacher: Encoder | None, options: 
             held_positives.extend([index] * (len(held) - len(held_positives)))
     if progress:
         progress("queries", 0, 1)
-    encoded = lane.prepare_queries(texts + held)
+    encoded = learner.prepare_queries(texts + held)
     if progress:
         progress("queries", 1, 1)
     return TrainSet(pages=[item for _, _, item, _ in prepared], queries=encoded[:len(texts)],
@@ -117,13 +119,13 @@ def distill_set(pdfs: list[Path], lane: Lane, teacher: Encoder | None, options: 
                     query_texts=texts, eval_texts=held)
 
 
-def pairs_set(pairs: list[Pair], lane: Lane, teacher: Encoder | None = None,
+def pairs_set(pairs: list[Pair], learner: Learner, teacher: Encoder | None = None,
               ocr: OcrMode | str = OcrMode.auto, progress: ProgressFn | None = None) -> TrainSet:
     """A TrainSet of labelled (query, page) pairs; only the pages the pairs name are read."""
     docs: dict[Path, set[int]] = defaultdict(set)
     for pair in pairs:
         docs[Path(pair.doc)].add(pair.page)
-    prepared = _prepare(lane, dict(docs), teacher, 0, ocr, progress)
+    prepared = _prepare(learner, dict(docs), teacher, 0, ocr, progress)
     index = {(path.resolve(), page.number): i for i, (path, page, _, _) in enumerate(prepared)}
     positives, texts = [], []
     for pair in pairs:
@@ -133,7 +135,7 @@ def pairs_set(pairs: list[Pair], lane: Lane, teacher: Encoder | None = None,
             texts.append(pair.query)
     if len({*positives}) < 2:
         raise DocpressError("training needs pairs on at least two different readable pages")
-    return TrainSet(pages=[item for _, _, item, _ in prepared], queries=lane.prepare_queries(texts),
+    return TrainSet(pages=[item for _, _, item, _ in prepared], queries=learner.prepare_queries(texts),
                     positives=np.asarray(positives), targets=_targets(prepared),
                     names=[f"{path.name}:{page.number}" for path, page, _, _ in prepared], query_texts=texts)
 

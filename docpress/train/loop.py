@@ -1,4 +1,4 @@
-"""The training loop: AdamW on a lane's trainable parts, ColPali loss, seed, time budget, metrics."""
+"""The training loop: AdamW on a learner's trainable parts, ColPali loss, seed, time budget, metrics."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 from docpress.errors import DocpressError
 from docpress.maxsim import padded_maxsim
 from docpress.train.data import TrainSet
-from docpress.train.lanes import Lane
+from docpress.train.learners import Learner
 from docpress.train.loss import DEFAULT_TEMPERATURE, cell_regression_loss, colpali_loss, pad
 
 
@@ -24,7 +24,7 @@ class TrainConfig:
     batch_size: pages per step, each with one of its queries (in-batch negatives: the others).
     temperature: softmax temperature of the ColPali loss (scores are per-token means).
     cell_weight: weight of the cell regression term (needs targets); 0 turns it off.
-    reg_weight: weight of the lane's own regulariser (`lane.regularizer()`); 0 turns it off.
+    reg_weight: weight of the learner's own regulariser (`learner.regularizer()`); 0 turns it off.
     warmup: steps of linear learning-rate warm-up.
     max_seconds: stop after this much wall time (None: no limit).
     """
@@ -75,26 +75,26 @@ class TrainReport:
         return float(np.mean(tail)) if tail else float("nan")
 
 
-def fit(lane: Lane, data: TrainSet, config: TrainConfig,
+def fit(learner: Learner, data: TrainSet, config: TrainConfig,
         on_step: Callable[[StepInfo], None] | None = None) -> TrainReport:
-    """Train the lane's trainable parts in place; deterministic on a CPU for a given seed."""
+    """Train the learner's trainable parts in place; deterministic on a CPU for a given seed."""
     if config.cell_weight and not data.targets:
         raise DocpressError("the cell regression term needs teacher targets (distill builds them)")
-    if config.reg_weight and not callable(getattr(lane, "regularizer", None)):
-        raise DocpressError("this lane has no regulariser; train it with reg_weight 0")
-    params = lane.parameters()
+    if config.reg_weight and not callable(getattr(learner, "regularizer", None)):
+        raise DocpressError("this learner has no regulariser; train it with reg_weight 0")
+    params = learner.parameters()
     if not params:
-        raise DocpressError("the lane has nothing to train")
+        raise DocpressError("the learner has nothing to train")
     rng = np.random.default_rng(config.seed)  # batches; torch's own RNG is seeded below
     batches = data.batches(config.batch_size, rng)
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     warmup = max(1, config.warmup)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
-    targets = _target_cache(lane, data) if config.cell_weight else None
+    targets = _target_cache(learner, data) if config.cell_weight else None
     report = TrainReport(0, "steps", 0.0, config=asdict(config))
     started = time.perf_counter()
-    lane.train(True)
-    # a lane with dropout draws from torch's RNG: seed it without touching the caller's state
+    learner.train(True)
+    # a learner with dropout draws from torch's RNG: seed it without touching the caller's state
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         try:
@@ -102,7 +102,7 @@ def fit(lane: Lane, data: TrainSet, config: TrainConfig,
                 if config.max_seconds is not None and time.perf_counter() - started >= config.max_seconds:
                     report.stopped = "time"
                     break
-                loss, contrastive, cell = _loss(lane, data, config, *next(batches), targets)
+                loss, contrastive, cell = _loss(learner, data, config, *next(batches), targets)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -113,12 +113,12 @@ def fit(lane: Lane, data: TrainSet, config: TrainConfig,
                     on_step(StepInfo(step + 1, config.steps, report.losses[-1], float(contrastive.detach()),
                                      float(cell.detach()), time.perf_counter() - started))
         finally:
-            lane.train(False)
+            learner.train(False)
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _loss(lane: Lane, data: TrainSet, config: TrainConfig, page_idx: np.ndarray, query_idx: np.ndarray,
+def _loss(learner: Learner, data: TrainSet, config: TrainConfig, page_idx: np.ndarray, query_idx: np.ndarray,
           targets: list | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(total, contrastive, cell) losses of one batch: query i belongs to page i.
 
@@ -129,9 +129,9 @@ def _loss(lane: Lane, data: TrainSet, config: TrainConfig, page_idx: np.ndarray,
     if data.negatives is not None:
         extra = data.negatives[query_idx]
         columns = np.concatenate([columns, extra[extra >= 0]])
-    with lane.autocast():
-        pages, page_mask = lane.page_vectors([data.pages[i] for i in columns])
-        queries, query_mask = lane.query_vectors([data.queries[i] for i in query_idx])
+    with learner.autocast():
+        pages, page_mask = learner.page_vectors([data.pages[i] for i in columns])
+        queries, query_mask = learner.query_vectors([data.queries[i] for i in query_idx])
         scores = padded_maxsim(queries.float(), query_mask, pages.float(), page_mask)
         if data.groups is not None and len(columns) > len(page_idx):
             same = data.groups[np.asarray(page_idx)][:, None] == data.groups[columns][None, :]
@@ -149,12 +149,12 @@ def _loss(lane: Lane, data: TrainSet, config: TrainConfig, page_idx: np.ndarray,
             cell = cell_regression_loss(pages[:, :width], goal.to(pages.device), have & page_mask[:, :width])
         total = contrastive + config.cell_weight * cell
         if config.reg_weight:
-            total = total + config.reg_weight * lane.regularizer()
+            total = total + config.reg_weight * learner.regularizer()
         return total, contrastive, cell
 
 
-def _target_cache(lane: Lane, data: TrainSet) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Per page: (n, dim) targets in the lane's space and an (n, 1) float mask, on the CPU.
+def _target_cache(learner: Learner, data: TrainSet) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per page: (n, dim) targets in the learner's space and an (n, 1) float mask, on the CPU.
 
     Projected once, with the query projection as it is before training: the targets stay
     fixed while the projection trains (a moving target could collapse onto the page vectors).
@@ -163,22 +163,22 @@ def _target_cache(lane: Lane, data: TrainSet) -> list[tuple[torch.Tensor, torch.
     for page, target in zip(data.pages, data.targets):
         n = len(page)
         if target is None:
-            out.append((torch.zeros((n, lane.dim)), torch.zeros((n, 1))))
+            out.append((torch.zeros((n, learner.dim)), torch.zeros((n, 1))))
             continue
         raw, mask = target
-        mapped = torch.nn.functional.normalize(lane.target_vectors(torch.as_tensor(raw)).float(), dim=-1)
+        mapped = torch.nn.functional.normalize(learner.target_vectors(torch.as_tensor(raw)).float(), dim=-1)
         out.append((mapped.cpu(), torch.as_tensor(mask, dtype=torch.float32).reshape(-1, 1)))
     return out
 
 
-def score_matrix(lane: Lane, queries: list, pages: list, batch: int = 64) -> np.ndarray:
-    """(n_queries, n_pages) MaxSim scores (per-token means) with the lane as it is now."""
-    lane.train(False)
-    with torch.no_grad(), lane.autocast():
-        page_parts = [lane.page_vectors(pages[b:b + batch]) for b in range(0, len(pages), batch)]
+def score_matrix(learner: Learner, queries: list, pages: list, batch: int = 64) -> np.ndarray:
+    """(n_queries, n_pages) MaxSim scores (per-token means) with the learner as it is now."""
+    learner.train(False)
+    with torch.no_grad(), learner.autocast():
+        page_parts = [learner.page_vectors(pages[b:b + batch]) for b in range(0, len(pages), batch)]
         rows = []
         for b in range(0, len(queries), batch):
-            q, q_mask = lane.query_vectors(queries[b:b + batch])
+            q, q_mask = learner.query_vectors(queries[b:b + batch])
             rows.append(torch.cat([padded_maxsim(q.float(), q_mask, p.float(), m)
                                    for p, m in page_parts], dim=1).cpu())
     return torch.cat(rows).numpy() if rows else np.zeros((0, len(pages)), np.float32)

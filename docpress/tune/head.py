@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from docpress.compress.reduce import PcaReducer
 from docpress.errors import DocpressError
 from indexer.head_files import read_head, weight_hash, write_head
 
@@ -58,20 +59,19 @@ class TokenHead(nn.Module):
     def from_pca(cls, sample: np.ndarray, out_dim: int) -> "TokenHead":
         """A head whose rows are the top principal axes of `sample` ((n, in_dim) token vectors).
 
-        Uncentred (second-moment) axes: the rank-k map that best keeps the vectors' dot
-        products, which is what MaxSim reads. Each axis's sign is fixed (largest entry
-        positive) so the same sample always gives the same head.
+        Uncentred (second-moment) axes, computed by docpress.compress's PcaReducer: the rank-k
+        map that best keeps the vectors' dot products, which is what MaxSim reads. Each axis's
+        sign is fixed (largest entry positive) so the same sample always gives the same head.
         """
-        sample = np.asarray(sample, np.float64)
+        sample = np.asarray(sample, np.float32)
         if len(sample) < out_dim:
             raise DocpressError(f"the head needs at least {out_dim} token vectors to start from, "
                                 f"the corpus gave {len(sample)}")
-        _, vectors = np.linalg.eigh(sample.T @ sample / len(sample))  # ascending eigenvalues
-        axes = vectors[:, ::-1][:, :out_dim].T  # (out_dim, in_dim), orthonormal rows
-        signs = np.sign(axes[np.arange(out_dim), np.abs(axes).argmax(1)])
         head = cls(sample.shape[1], out_dim)
+        pca = PcaReducer(out_dim, center=False)  # the compression stage's PCA, uncentred
+        pca.fit(sample)
         with torch.no_grad():
-            head.weight.copy_(torch.from_numpy((axes * signs[:, None]).astype(np.float32)))
+            head.weight.copy_(torch.from_numpy(pca.components))  # (out_dim, in_dim), orthonormal rows
         return head
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

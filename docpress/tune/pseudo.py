@@ -4,6 +4,7 @@ A pseudo-query is a piece of a page (a sentence, a visual line such as a heading
 a table row, or a random Contriever-style span of words); its positive is the same page with
 that piece cut out: every token vector whose word lies in the cut is dropped, so the query's
 words never appear in what it must find and the head has to learn from the context around them.
+Sentence splitting and random spans are docpress.train.pseudo's, shared with distillation.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from docpress.train.pseudo import random_span, sentence_spans
+
 KINDS = ("sentence", "line", "row", "span")
-_SENTENCE_END = re.compile(r"[.!?;]$")
+SENTENCE_ENDS = ".!?;"  # where a "sentence" piece ends (distillation's sentences also end at colons)
 _NUMBER = re.compile(r"^[(\[$€£-]*[\d.,%)\]]*\d[\d.,%)\]]*$")
 _LETTERS = re.compile(r"[A-Za-z]{2,}")
 
@@ -64,18 +67,6 @@ def word_lines(n_words: int, vector_words: np.ndarray, boxes: np.ndarray) -> lis
     return spans
 
 
-def sentence_spans(words: list[str]) -> list[tuple[int, int]]:
-    """Word spans [lo, hi) that end in . ! ? or ; (the page's sentences, roughly)."""
-    spans, lo = [], 0
-    for i, w in enumerate(words):
-        if _SENTENCE_END.search(w):
-            spans.append((lo, i + 1))
-            lo = i + 1
-    if lo < len(words):
-        spans.append((lo, len(words)))
-    return spans
-
-
 def _wordy(words: list[str]) -> bool:
     """Mostly words, not numbers: at least half the tokens carry two letters in a row."""
     return bool(words) and sum(bool(_LETTERS.search(w)) for w in words) * 2 >= len(words)
@@ -86,7 +77,7 @@ def candidates(words: list[str], vector_words: np.ndarray, boxes: np.ndarray,
     """Per kind, the (cut span, query text) pairs a page offers (random spans excluded)."""
     lo_n, hi_n = options.min_words, options.max_words
     out: dict[str, list] = {k: [] for k in KINDS[:3]}
-    for lo, hi in sentence_spans(words):
+    for lo, hi in sentence_spans(words, SENTENCE_ENDS):
         if lo_n <= hi - lo <= 2 * hi_n and _wordy(words[lo:hi]):
             out["sentence"].append(((lo, hi), " ".join(words[lo:hi])))
     for lo, hi in word_lines(len(words), vector_words, boxes):
@@ -125,9 +116,8 @@ def cut_queries(page: int, text: str, vector_words: np.ndarray, boxes: np.ndarra
         kinds = [k for k in KINDS if k == "span" or offered[k]]
         kind = kinds[int(rng.integers(len(kinds)))]
         if kind == "span":
-            size = int(rng.integers(options.min_words, min(options.max_words, len(words) // 2) + 1))
-            lo = int(rng.integers(0, len(words) - size + 1))
-            (lo, hi), query = (lo, lo + size), " ".join(words[lo:lo + size])
+            lo, hi = random_span(len(words), options.min_words, min(options.max_words, len(words) // 2), rng)
+            query = " ".join(words[lo:hi])
         else:
             (lo, hi), query = offered[kind][int(rng.integers(len(offered[kind])))]
         if (lo, hi) in seen or not _LETTERS.search(query):

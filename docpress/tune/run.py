@@ -25,7 +25,7 @@ from docpress.errors import DocpressError
 from docpress.train.data import TrainSet
 from docpress.train.loop import TrainConfig, fit, retrieval_metrics, score_matrix
 from docpress.tune.head import TokenHead
-from docpress.tune.lane import TextHeadLane, TextPage, page_input
+from docpress.tune.learner import TextHeadLearner, TextPage, page_input
 from docpress.tune.pseudo import PseudoQuery, cut_queries, hard_negatives
 from indexer.layout import HEAD_FOLDER, TUNED_TMP_PREFIX, tuned_folder
 from indexer.stores.base import Location
@@ -142,22 +142,22 @@ def tune_index(index, options: TuneOptions | None = None, progress: ProgressFn |
         raise DocpressError("the index's pages gave too few pseudo-queries to tune on; add more PDFs")
 
     head = TokenHead.from_pca(_pca_sample(train.pages, options.pca_vectors, rng), options.dims)
-    lane = TextHeadLane(head, index.encoder, options.max_page_vectors)
-    data = _train_set(lane, train, options, progress)
-    eval_queries, eval_pages, eval_groups = _eval_items(lane, held, progress)
+    learner = TextHeadLearner(head, index.encoder, options.max_page_vectors)
+    data = _train_set(learner, train, options, progress)
+    eval_queries, eval_pages, eval_groups = _eval_items(learner, held, progress)
 
-    def measure(current: TextHeadLane) -> dict | None:
+    def measure(current: TextHeadLearner) -> dict | None:
         if not eval_queries:
             return None
         return held_out_metrics(current, eval_queries, eval_pages, eval_groups)
 
-    held_out = {"raw": measure(TextHeadLane(_identity(head.in_dim))), "before": measure(lane)}
+    held_out = {"raw": measure(TextHeadLearner(_identity(head.in_dim))), "before": measure(learner)}
     config = TrainConfig(steps=options.steps, batch_size=options.batch_size, lr=options.lr,
                          temperature=options.temperature, reg_weight=options.reg_weight,
                          seed=options.seed, max_seconds=options.max_seconds)
-    trained = fit(lane, data, config,
+    trained = fit(learner, data, config,
                   lambda info: progress(f"training (loss {info.loss:.3f})", info.step, info.steps))
-    held_out["after"] = measure(lane)
+    held_out["after"] = measure(learner)
 
     data_hash = _data_hash(train, options)
     head.info.seed, head.info.data_hash = options.seed, data_hash
@@ -237,10 +237,11 @@ def _pca_sample(pages: list[TextPage], n: int, rng: np.random.Generator) -> np.n
     return np.concatenate(parts)
 
 
-def _train_set(lane: TextHeadLane, split: _Split, options: TuneOptions, progress: ProgressFn) -> TrainSet:
+def _train_set(learner: TextHeadLearner, split: _Split, options: TuneOptions,
+               progress: ProgressFn) -> TrainSet:
     """One page input per query (its page minus the cut), the full pages as hard negatives."""
     texts = [q.text for q in split.queries]
-    encoded = _encode(lane, texts, progress, "encoding pseudo-queries")
+    encoded = _encode(learner, texts, progress, "encoding pseudo-queries")
     positives = [TextPage(split.pages[q.page].vectors, split.pages[q.page].words, q.cut, q.page)
                  for q in split.queries]
     pages, groups = positives + split.pages, [q.page for q in split.queries] + list(range(len(split.pages)))
@@ -254,27 +255,29 @@ def _train_set(lane: TextHeadLane, split: _Split, options: TuneOptions, progress
                     negatives=negatives, query_texts=texts)
 
 
-def _eval_items(lane: TextHeadLane, split: _Split, progress: ProgressFn) -> tuple[list, list, np.ndarray]:
+def _eval_items(learner: TextHeadLearner, split: _Split,
+                progress: ProgressFn) -> tuple[list, list, np.ndarray]:
     """Held-out queries, their positives (page minus cut) and each positive's source page."""
     if not split.queries:
         return [], [], np.zeros(0, np.int64)
-    encoded = _encode(lane, [q.text for q in split.queries], progress, "encoding held-out queries")
+    encoded = _encode(learner, [q.text for q in split.queries], progress, "encoding held-out queries")
     pages = [TextPage(split.pages[q.page].vectors, split.pages[q.page].words, q.cut, q.page)
              for q in split.queries]
     return encoded, pages, np.asarray([q.page for q in split.queries], np.int64)
 
 
-def held_out_metrics(lane, queries: list, pages: list, groups: np.ndarray) -> dict[str, float]:
+def held_out_metrics(learner, queries: list, pages: list, groups: np.ndarray) -> dict[str, float]:
     """R@1/R@5/MRR of query i finding page i among `pages`; other pages of its group do not count."""
-    scores = score_matrix(lane, queries, pages)
+    scores = score_matrix(learner, queries, pages)
     same = (groups[:, None] == groups[None, :]) & ~np.eye(len(groups), dtype=bool)
     return retrieval_metrics(np.where(same, -np.inf, scores), np.arange(len(queries)))
 
 
-def _encode(lane: TextHeadLane, texts: list[str], progress: ProgressFn, what: str, batch: int = 256) -> list:
+def _encode(learner: TextHeadLearner, texts: list[str], progress: ProgressFn, what: str,
+            batch: int = 256) -> list:
     out = []
     for b in range(0, len(texts), batch):
-        out += lane.prepare_queries(texts[b:b + batch])
+        out += learner.prepare_queries(texts[b:b + batch])
         progress(what, min(b + batch, len(texts)), len(texts))
     return out
 

@@ -11,8 +11,12 @@ __all__ = ["MODES", "Mode", "get_mode", "grid_side", "page_tokens", "OpticalEnco
 
 
 def __getattr__(name: str):
-    if name in ("OpticalEncoder", "DeepEncoderConfig"):
-        from docpress.encoders.optical import encoder
+    if name == "OpticalEncoder":
+        from docpress.encoders.optical.encoder import OpticalEncoder
 
-        return getattr(encoder, name)
+        return OpticalEncoder
+    if name == "DeepEncoderConfig":
+        from docpress.encoders.optical.model import DeepEncoderConfig
+
+        return DeepEncoderConfig
     raise AttributeError(name)

@@ -1,6 +1,6 @@
-"""The 16x token compressor between SAM and CLIP: two 3x3 stride-2 convolutions, no bias.
+"""ConvCompressor: the 16x token compressor between SAM and CLIP, two 3x3 stride-2 convolutions.
 
-256 -> 512 -> 1024 channels with no activation between (the reference's `net_2`, `net_3`):
+256 -> 512 -> 1024 channels, no bias and no activation between (the reference's `net_2`, `net_3`):
 a 64 x 64 SAM grid (1024 px) becomes 16 x 16 = 256 tokens, 16x fewer.
 """
 
@@ -10,8 +10,11 @@ import torch
 from torch import nn
 
 
-class Compressor(nn.Module):
-    """(B, in_channels, H, W) -> (B, out_channels, ceil(H/4), ceil(W/4))."""
+class ConvCompressor(nn.Module):
+    """(B, in_channels, H, W) -> (B, out_channels, ceil(H/4), ceil(W/4)).
+
+    DeepSeek-OCR's convolutional token compressor, not docpress.compress's vector codec.
+    """
 
     def __init__(self, in_channels: int = 256, mid_channels: int = 512, out_channels: int = 1024):
         super().__init__()

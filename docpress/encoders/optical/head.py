@@ -4,8 +4,8 @@ Page side: per grid cell, CLIP's output (CLS dropped) concatenated with the comp
 feature (1024 + 1024 = 2048-d, the reference's order), or CLIP's alone; optionally through
 DeepSeek-OCR's own projector (2048 -> 1280, the language model's input space); then a linear
 layer to the retrieval dim and L2 normalisation.
-Query side: token vectors from a text tower (MiniLM by default, 384-d; or CLIP's text tower)
-through their own linear layer into the same space, identity-initialised when dims match.
+Query side: token vectors from a text tower (query.py: MiniLM by default, 384-d; or CLIP's text
+tower) through their own linear layer into the same space, identity-initialised when dims match.
 """
 
 from __future__ import annotations
@@ -66,33 +66,3 @@ class QueryProjection(nn.Module):
     def forward(self, vectors: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.proj(vectors.to(self.proj.weight.dtype)).float(), dim=-1)
 
-
-class ClipTextTower:
-    """CLIP's text tower (transformers format, local directory) as a query token encoder.
-
-    encode(texts) -> list of (tokens (n, hidden) float32 L2-normalised, token strings,
-    pooled (hidden,)); BOS/EOS and padding are dropped, the pooled vector is the EOS state.
-    """
-
-    def __init__(self, path: str, device: str = "cpu"):
-        from transformers import AutoTokenizer, CLIPTextModel
-
-        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        self.model = CLIPTextModel.from_pretrained(path, local_files_only=True).eval().to(device)
-        self.device = device
-        self.dim = int(self.model.config.hidden_size)
-
-    def encode(self, texts: list[str]):
-        enc = self.tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
-        with torch.inference_mode():
-            out = self.model(input_ids=enc["input_ids"].to(self.device),
-                             attention_mask=enc["attention_mask"].to(self.device))
-        hidden = F.normalize(out.last_hidden_state.float(), dim=-1).cpu()
-        pooled = F.normalize(out.pooler_output.float(), dim=-1).cpu()
-        results = []
-        for row, mask in enumerate(enc["attention_mask"]):
-            n = int(mask.sum())
-            ids = enc["input_ids"][row, 1:n - 1].tolist()
-            results.append((hidden[row, 1:n - 1].numpy(), self.tokenizer.convert_ids_to_tokens(ids),
-                            pooled[row].numpy()))
-        return results

@@ -1,4 +1,5 @@
-"""Weights for the optical lane: find them, read them, map their key names onto ours, save ours.
+"""Weights for the optical lane: find them, read them, map their key names onto ours, load them
+into the model, save ours.
 
 Layouts understood (keys may carry a leading `model.`):
 - docpress:      a directory written by `save_model_dir` (config.json + model.safetensors);
@@ -296,6 +297,58 @@ def load_checkpoint(source: str | os.PathLike, what: str = "optical",
     files = checkpoint_files(path)
     layout = detect_layout(list_keys(files))
     return path, map_state_dict(read_tensors(files, _wanted(layout)), layout)
+
+
+# -- into a model ----------------------------------------------------------------------------
+PARTS = {"sam": SAM, "compressor": COMPRESSOR, "clip": CLIP, "head": HEAD + "proj.",
+         "projector": HEAD + "projector.", "query": "query."}
+
+
+def check_shapes(model: torch.nn.Module, tensors: dict[str, torch.Tensor], where: str) -> None:
+    """A one-line error when a tensor does not fit the model's parameter of the same name."""
+    own = model.state_dict()
+    for key, tensor in tensors.items():
+        if key in own and tuple(own[key].shape) != tuple(tensor.shape):
+            raise DocpressError(f"{where}: {key} has shape {tuple(tensor.shape)}, the model expects "
+                                f"{tuple(own[key].shape)}; pass a model_config that fits these weights")
+
+
+def load_saved(model: torch.nn.Module, path: Path) -> None:
+    """Load a docpress optical directory's weights into the model its config describes."""
+    from safetensors.torch import load_file
+
+    state = load_file(str(path / WEIGHTS_NAME))
+    check_shapes(model, state, str(path))
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise DocpressError(f"{path}: weights do not match the saved config "
+                            f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+
+
+def load_mapped(model: torch.nn.Module, checkpoint: Mapped) -> list[str]:
+    """Load a mapped checkpoint over the parameters it covers; returns the keys it loaded."""
+    check_shapes(model, checkpoint.tensors, checkpoint.layout)
+    own = model.state_dict()
+    unknown = [k for k in checkpoint.tensors if k not in own]
+    if unknown:
+        raise DocpressError(f"{checkpoint.layout} weights: no place for {unknown[:3]}")
+    model.load_state_dict(checkpoint.tensors, strict=False)
+    return list(checkpoint.tensors)
+
+
+def coverage(model: torch.nn.Module, loaded: dict[str, str], saved: bool) -> dict[str, str]:
+    """Where each part's weights came from: {part: 'saved' | layout names | 'random'}.
+
+    loaded: {key: layout} of the keys loaded from checkpoints; saved: the rest came from a
+    docpress directory (else they are the random init).
+    """
+    out = {}
+    for name, prefix in PARTS.items():
+        keys = [k for k in model.state_dict() if k.startswith(prefix)]
+        if keys:
+            sources = {loaded.get(k, "saved" if saved else "random") for k in keys}
+            out[name] = "/".join(sorted(sources))
+    return out
 
 
 # -- config inference ------------------------------------------------------------------------

@@ -1,8 +1,8 @@
-"""TextHeadLane: the text lane as the trainer sees it, frozen MiniLM token vectors under a trainable TokenHead.
+"""TextHeadLearner: the text encoder as the trainer sees it, frozen MiniLM token vectors under a TokenHead.
 
 Pages come from the index's stored token vectors (or the encoder, for PDFs), queries from the
 encoder's query tokens; both are frozen and only the head trains, so one step costs a few
-matmuls and the same `docpress.train.loop.fit` that trains the optical lane trains this one.
+matmuls and the same `docpress.train.loop.fit` that trains the optical encoder trains this one.
 """
 
 from __future__ import annotations
@@ -50,8 +50,8 @@ class TextPage:
         return int(self.keep().sum())
 
 
-class TextHeadLane:
-    """A TokenHead trained over frozen text-lane vectors; implements docpress.train.Lane.
+class TextHeadLearner:
+    """A TokenHead trained over frozen text-encoder vectors; implements docpress.train.Learner.
 
     encoder: the TextTokenEncoder that made the index (queries, and pages given as PDFs).
     max_page_vectors: while training, each page input shows at most this many of its vectors,

@@ -1,14 +1,15 @@
-"""Lanes as the trainer sees them: frozen work done once per page and query, trainable rest.
+"""Learners: encoders as the trainer sees them, frozen work done once per page and query, trainable rest.
 
-A lane splits an encoder into a frozen prefix, run once and cached (for the optical lane:
+A learner splits an encoder into a frozen prefix, run once and cached (for the optical encoder:
 rendering, SAM, the compressor and the first CLIP layers), and the trainable parts run at
 every step (the retrieval head, the query projection, optionally the last CLIP layers). The
-trainer only talks to the Lane protocol, so another lane (the text lane) plugs into the same
-loop by implementing it.
+trainer only talks to the Learner protocol, so another encoder plugs into the same loop by
+implementing it (docpress.tune.TextHeadLearner: a head over the text encoder's vectors).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,16 +28,20 @@ from docpress.types import Page
 PAGES_PER_CHUNK = 8
 
 
-class Lane(Protocol):
-    """What the trainer needs from a lane.
+class Learner(Protocol):
+    """What the trainer needs from a learner.
 
     prepare_pages / prepare_queries do the frozen work (once); page_vectors / query_vectors
     run the trainable parts (every step) and return padded (B, n, dim) unit vectors with a
     (B, n) bool mask. A page input has `boxes` ((n, 4) PDF points, one per page vector).
+    autocast() is the context steps run in; a learner may add regularizer() -> scalar tensor
+    (the loop's reg_weight term).
     """
 
     dim: int
     device: str
+
+    def autocast(self) -> contextlib.AbstractContextManager: ...
 
     def prepare_pages(self, path: Path, pages: list[Page]) -> list: ...
 
@@ -57,7 +62,7 @@ class Lane(Protocol):
 
 @dataclass
 class OpticalPage:
-    """One page through the optical lane's frozen prefix.
+    """One page through the optical learner's frozen prefix.
 
     views: per view (CLIP hidden, SAM tokens, keep): with no CLIP layer trained, the kept
            cells' final CLIP tokens (k, C) and SAM tokens (k, Cs) and keep None; else the
@@ -73,19 +78,19 @@ class OpticalPage:
         return len(self.boxes)
 
 
-class OpticalLane:
+class OpticalLearner:
     """An OpticalEncoder prepared for training; its model is trained in place.
 
     train_clip_layers: how many of CLIP's last layers train with the head and the query
     projection (0: only those two, the default; the DeepEncoder stays as loaded).
-    query_tower: an already loaded text lane to share as the query tower (same model only).
+    query_tower: an already loaded text encoder to share as the query tower (same model only).
     """
 
     def __init__(self, encoder, train_clip_layers: int = 0, query_tower=None):
         from docpress.encoders.optical.encoder import OpticalEncoder
 
         if not isinstance(encoder, OpticalEncoder):
-            raise DocpressError("the optical lane trains an OpticalEncoder")
+            raise DocpressError("the optical learner trains an OpticalEncoder")
         if encoder.dtype != torch.float32:
             raise DocpressError("train a float32 optical encoder (dtype='float32'); GPUs still "
                                 "run it in bf16 under autocast")
@@ -131,25 +136,25 @@ class OpticalLane:
         return hidden, compressed.flatten(2).transpose(1, 2)
 
     def prepare_pages(self, path: Path, pages: list[Page]) -> list[OpticalPage]:
-        """Render the pages at the mode's DPI and run the frozen prefix; images are not kept."""
-        from docpress.encoders.optical.modes import make_views
+        """Render the pages at the mode's DPI and run the frozen prefix; images are not kept.
 
+        Views are cut and batched as the encoder does (page_views, map_views), so training
+        sees the vectors the encoder would make.
+        """
         out: list[OpticalPage] = []
         for start in range(0, len(pages), PAGES_PER_CHUNK):
             chunk = pages[start:start + PAGES_PER_CHUNK]
             readable = [p for p in chunk if p.width and p.height]
-            images = dict(zip((p.number for p in readable), render_pages(
+            rendered = dict(zip((p.number for p in readable), render_pages(
                 path, [p.number for p in readable], [self.encoder.render_dpi(p) for p in readable])))
+            images = [rendered.get(page.number) for page in chunk]
             views, owners = [], []
-            for i, page in enumerate(chunk):
-                image = images.get(page.number)
-                if image is None:
-                    continue
-                for view in make_views(image, self.encoder.mode)[0]:
-                    boxes, _, keep = self.encoder.view_cells(view, image, (page.width, page.height))
-                    views.append(view)
-                    owners.append((i, boxes[keep], keep))
-            features = self._run_prefix(views)
+            for i, view in self.encoder.page_views(images):
+                page = chunk[i]
+                boxes, _, keep = self.encoder.view_cells(view, images[i], (page.width, page.height))
+                views.append(view)
+                owners.append((i, boxes[keep], keep))
+            features = self.encoder.map_views(views, self._prefix_features)
             per_page: list[list] = [[] for _ in chunk]
             for (i, boxes, keep), (hidden, sam) in zip(owners, features):
                 per_page[i].append((hidden, sam, keep, boxes))
@@ -157,21 +162,11 @@ class OpticalLane:
                 out.append(self._page(parts))
         return out
 
-    def _run_prefix(self, views: list) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Per view: (CLIP hidden (1 + n, C), SAM tokens (n, Cs)) on the CPU; batched by size."""
-        out: list = [None] * len(views)
-        by_size: dict[int, list[int]] = {}
-        for i, view in enumerate(views):
-            by_size.setdefault(view.size, []).append(i)
-        for indices in by_size.values():
-            for b in range(0, len(indices), self.encoder.batch_size):
-                chunk = indices[b:b + self.encoder.batch_size]
-                pixels = torch.from_numpy(np.stack([views[i].pixels for i in chunk])).to(self.device)
-                with torch.no_grad(), self.autocast():
-                    hidden, sam = self._prefix(pixels)
-                for row, i in enumerate(chunk):
-                    out[i] = (hidden[row].to("cpu", self._cache_dtype), sam[row].to("cpu", self._cache_dtype))
-        return out
+    def _prefix_features(self, pixels: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per view of a batch: (CLIP hidden (1 + n, C), SAM tokens (n, Cs)), cached on the CPU."""
+        with torch.no_grad(), self.autocast():
+            hidden, sam = self._prefix(pixels.to(self.device))
+        return [(h.to("cpu", self._cache_dtype), s.to("cpu", self._cache_dtype)) for h, s in zip(hidden, sam)]
 
     def _page(self, parts: list) -> OpticalPage:
         views, boxes = [], []
