@@ -146,6 +146,8 @@ def normalize_config(config: dict | str | None) -> dict:
         raise IndexMismatchError(f"compression config version {out['version']} is not "
                                  f"{CONFIG_VERSION}; re-compress the index")
     pooled = {**_DEFAULTS["pooled"], **(out["pooled"] or {})}
+    if isinstance(pooled.get("quantize"), str):  # the short form, as for the token codes
+        pooled["quantize"] = {"kind": pooled["quantize"]}
     if not set(pooled) <= {"reduce", "quantize", "windows"}:
         raise DocpressError(f"compression pooled takes reduce, quantize and windows, not {sorted(pooled)}")
     if pooled.get("windows", "all") not in ("all", "first"):

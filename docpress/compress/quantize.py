@@ -384,6 +384,8 @@ class BinaryQuantizer(Quantizer):
 
 def quantizer_from_config(config: dict) -> Quantizer:
     """Build a quantizer from its config dict ({"kind": "fp16" | "bf16" | "int8" | "pq" | "binary"})."""
+    if not isinstance(config, dict):
+        raise DocpressError(f"a quantize stage is a dict like {{\"kind\": \"int8\"}}, not {config!r}")
     options = dict(config)
     kind = options.pop("kind", "fp16")
     try:

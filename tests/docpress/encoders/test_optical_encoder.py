@@ -180,6 +180,7 @@ def test_padding_cells_dropped_or_kept():
     assert len(kept) == 256 and len(dropped) == 224 and (kept.weights == 0).sum() == 32
 
 
+@pytest.mark.slow
 def test_batch_and_single_give_the_same_vectors():
     enc = tiny_encoder("gundam", batch_size=3)
     randomize(enc.model, 1)

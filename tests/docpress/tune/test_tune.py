@@ -18,6 +18,8 @@ from docpress.tune import TokenHead, TuneOptions, cut_queries, hard_negatives, t
 from docpress.tune.learner import page_input
 from docpress.tune.pseudo import _normal
 
+pytestmark = pytest.mark.slow  # trains models
+
 runner = CliRunner()
 
 # Pages about made-up entities in a few domains: a pseudo-query (a sentence, a line, a span)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHARED
 
 from docpress.encoders.base import Encoder
 from docpress.ingest import ingest
@@ -22,7 +23,9 @@ from indexer.catalog import Catalog
 from indexer.stores.bf16 import Bf16Store
 from retriever.lanes import Lane
 
-ZOO = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "pdf-zoo"
+pytestmark = pytest.mark.slow  # sweeps every file of the zoo
+
+ZOO = SHARED / "corpora" / "pdf-zoo"
 
 # Files that must be skipped, and a word their reason must contain.
 KNOWN_BAD = {

@@ -29,6 +29,8 @@ from docpress.train import (
     score_matrix,
 )
 
+pytestmark = pytest.mark.slow  # trains models
+
 runner = CliRunner()
 
 # Four short sentences per topic, set large so the tiny model's 512-px view still shows words.

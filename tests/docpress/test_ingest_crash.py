@@ -8,6 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from conftest import TOPICS, write_pdf
 
 from docpress import Index
@@ -34,6 +35,7 @@ KILLER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_kill_mid_ingest_then_resume(tmp_path, encoder):
     docs = tmp_path / "docs"
     names = sorted(TOPICS)
