@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-_ALNUM_BOUNDARY = re.compile(r"(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])|_")
-
-
-def normalize(text: str) -> str:
-    """Split letter/digit runs and underscores: 'FY2018' -> 'FY 2018', '3M_2018_10K' -> '3M 2018 10 K'.
-
-    Questions say FY2018 where filings say 2018; file names glue words with underscores.
-    >>> normalize("FY2018 capex, 3M_2018_10K")
-    'FY 2018 capex, 3 M 2018 10 K'
-    """
-    return _ALNUM_BOUNDARY.sub(" ", text)
+from retriever.lexical import TERMS_VERSION, TOKEN_PATTERN, normalize
 
 
 def _stemmer():
@@ -51,7 +40,7 @@ class Bm25Index:
         retriever = bm25s.BM25()
         if len(texts):
             tokens = bm25s.tokenize([normalize(t) for t in texts], stopwords="en",
-                                    stemmer=stemmer, show_progress=False)
+                                    stemmer=stemmer, token_pattern=TOKEN_PATTERN, show_progress=False)
             retriever.index(tokens, show_progress=False)
         return cls(keys, retriever, stemmer)
 
@@ -62,7 +51,8 @@ class Bm25Index:
         import bm25s
 
         stamp = cache / "stamp.json"
-        if stamp.exists() and json.loads(stamp.read_text()).get("generation") == generation:
+        wanted = {"generation": generation, "terms": TERMS_VERSION}
+        if stamp.exists() and json.loads(stamp.read_text()) == wanted:
             retriever = bm25s.BM25.load(str(cache / "bm25"), load_corpus=False)
             return cls(np.load(cache / "keys.npy"), retriever, _stemmer())
         keys, texts = corpus()
@@ -73,7 +63,7 @@ class Bm25Index:
                 cache.mkdir(parents=True, exist_ok=True)
                 index.retriever.save(str(cache / "bm25"))
                 np.save(cache / "keys.npy", index.keys)
-                stamp.write_text(json.dumps({"generation": generation}))
+                stamp.write_text(json.dumps(wanted))
             except OSError:  # a read-only index still searches; it just rebuilds next time
                 pass
         return index
@@ -82,7 +72,7 @@ class Bm25Index:
         import bm25s
 
         tokenized = bm25s.tokenize([normalize(query)], stopwords="en", stemmer=self.stemmer,
-                                   return_ids=False, show_progress=False)
+                                   token_pattern=TOKEN_PATTERN, return_ids=False, show_progress=False)
         return tokenized[0]
 
     def scores(self, query: str, keys: np.ndarray | None = None) -> np.ndarray:

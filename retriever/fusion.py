@@ -1,6 +1,8 @@
-"""Score fusion: put signals on one scale (z-scores) and combine them with weights."""
+"""Score fusion: signals on one scale (z-scores, or reciprocal ranks) combined with weights."""
 
 from __future__ import annotations
+
+from typing import Callable
 
 import numpy as np
 
@@ -20,14 +22,37 @@ def standardize(scores: np.ndarray) -> np.ndarray:
     return out
 
 
-def weighted_sum(signals: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
-    """Sum of standardized signals times their weights (signals missing from weights ignored)."""
+def weighted_sum(signals: dict[str, np.ndarray], weights: dict[str, float],
+                 scale: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+    """Sum of the signals put on one scale (z-scores by default) times their weights; signals
+    missing from weights are ignored.
+
+    >>> weighted_sum({"a": np.array([1.0, 2.0]), "b": np.array([5.0, 1.0])}, {"a": 1, "b": 1}).tolist()
+    [0.0, 0.0]
+    """
+    scale = scale or standardize
     total = None
     for name, weight in weights.items():
         if weight == 0 or name not in signals:
             continue
-        part = weight * standardize(signals[name])
+        part = weight * scale(signals[name])
         total = part if total is None else total + part
     if total is None:
         raise ValueError("no signal to fuse")
     return total
+
+
+# RRF's constant (Cormack et al., 2009): how much the first ranks count more than later ones.
+RRF_K = 60
+
+
+def reciprocal_ranks(scores: np.ndarray, k: int = RRF_K) -> np.ndarray:
+    """1 / (k + rank) of each page under one signal (rank 1 = best; ties by position).
+
+    Only the order matters, so any increasing transform of the scores gives the same values.
+    >>> reciprocal_ranks(np.array([0.2, 0.9, 0.5]), k=0).round(3).tolist()
+    [0.333, 1.0, 0.5]
+    """
+    ranks = np.empty(len(scores), dtype=np.int64)
+    ranks[np.argsort(-np.asarray(scores), kind="stable")] = np.arange(1, len(scores) + 1)
+    return 1.0 / (k + ranks)

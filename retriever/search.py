@@ -10,15 +10,17 @@ from docpress.errors import DocpressError
 from docpress.types import QueryVectors
 from indexer.catalog import Catalog, PageTable
 from indexer.stores.base import location_of
-from retriever.fusion import standardize, weighted_sum
+from retriever.fusion import reciprocal_ranks, standardize, weighted_sum
 from retriever.hits import Hit
 from retriever.lanes import Lane, lanes_for
+from retriever.lexical import query_terms
 from retriever.signals import SignalCache
 from retriever.snippets import snippet
 
 
 class Method(str, Enum):
     hybrid = "hybrid"  # page and document signals fused, MaxSim on the best candidates (default)
+    rrf = "rrf"  # the same signals and candidates, fused by reciprocal rank instead of z-scores
     maxsim = "maxsim"  # exact late interaction over every page's token vectors
     dense = "dense"  # one pooled vector per page: its first window of tokens
     bm25 = "bm25"  # lexical, over the page text
@@ -26,9 +28,11 @@ class Method(str, Enum):
 
 DEFAULT_METHOD = Method.hybrid
 
-# hybrid, measured on the FinanceBench dev set (README, "How hybrid ranks"). Cheap page
-# signals; each lane's MaxSim joins with the lane's own weight (retriever.lanes).
-PAGE_WEIGHTS = {"dense": 1.0, "head": 1.0, "bm25_head": 0.5}
+# hybrid: the weights with the best mean nDCG@5 over the three dev sets, corpus-wide and within
+# a document, and of the rules tied for it the one that loses least on any set (README, "How
+# hybrid ranks"; benchmarks/results/fusion.md). Cheap page signals; each lane's MaxSim joins
+# on the candidates with the lane's own weight (retriever.lanes).
+PAGE_WEIGHTS = {"dense": 1.0, "head": 1.0, "bm25_head": 0.5, "bm25": 0.75}
 # Document signals (which document is meant), added to every page of the document; they only
 # matter when several documents are searched.
 DOC_WEIGHTS = {"profile": 0.5, "document": 0.5}
@@ -59,6 +63,10 @@ class Searcher:
         method = parse_method(method)
         if k < 1:
             raise DocpressError("k must be at least 1")
+        for query in queries:
+            if not query_terms(query):
+                raise DocpressError(f"the query {query!r} has no words to search for (it is empty, "
+                                    "punctuation or stopwords only); ask a question in words")
         table = self.catalog.page_table(path_glob, metadata)
         if len(table) == 0:
             return [[] for _ in queries]
@@ -105,8 +113,8 @@ class Searcher:
              by_lane: dict[str, QueryVectors]) -> tuple[np.ndarray, np.ndarray]:
         """(rows of `table`, scores) of the best k pages, best first. qv: the query encoded by
         the main lane's encoder; by_lane: encoded by each lane the method uses."""
-        if method is Method.hybrid:
-            return self._hybrid(text, qv, table, k, by_lane)
+        if method in (Method.hybrid, Method.rrf):
+            return self._fused(text, qv, table, k, by_lane, method)
         if method is Method.maxsim:
             lanes = lanes_for(self.lanes, method.value)
             scores = lanes[0].maxsim(self.catalog, by_lane[lanes[0].name], table)
@@ -119,21 +127,29 @@ class Searcher:
         top = np.argsort(-scores, kind="stable")[:k]
         return top, scores[top]
 
-    def _hybrid(self, text: str, qv: QueryVectors, table: PageTable, k: int,
-                by_lane: dict[str, QueryVectors]) -> tuple[np.ndarray, np.ndarray]:
-        # Stage 1, every page: the cheap signals, standardized over all pages.
+    def _fused(self, text: str, qv: QueryVectors, table: PageTable, k: int,
+               by_lane: dict[str, QueryVectors], method: Method) -> tuple[np.ndarray, np.ndarray]:
+        """hybrid (z-scores) or rrf (reciprocal ranks) of the same signals, in two stages."""
+        scale = standardize if method is Method.hybrid else reciprocal_ranks
+        # Stage 1, every page: the cheap signals, on one scale over all pages.
         cheap = {"dense": self.dense(qv, table), "head": self.head(qv, table),
-                 "bm25_head": self.cache.head_bm25().scores(text, table.page_ids)}
-        first = weighted_sum(cheap, PAGE_WEIGHTS) + self.documents(text, table)
+                 "bm25_head": self.cache.head_bm25().scores(text, table.page_ids),
+                 "bm25": self.cache.page_bm25().scores(text, table.page_ids)}
+        first = weighted_sum(cheap, PAGE_WEIGHTS, scale)
+        documents = self.documents(text, table)
+        if method is Method.hybrid:
+            first = first + documents
+        elif documents.any():  # ranks of a flat signal (one document searched) would be noise
+            first = first + scale(documents)
         n = max(k, RERANK_CANDIDATES)
         candidates = np.argsort(-first, kind="stable")[:n]
-        # Stage 2, the candidates: each lane's MaxSim joins, standardized over the candidates
-        # (MaxSim of the other pages is never computed).
+        # Stage 2, the candidates: each lane's MaxSim joins, on the same scale over the
+        # candidates (MaxSim of the other pages is never computed).
         rows = np.sort(candidates)  # stores score runs of contiguous pages fastest
         final = first.copy()
         subset = table.subset(rows)
-        for lane in lanes_for(self.lanes, Method.hybrid.value):
-            final[rows] += lane.weight * standardize(lane.maxsim(self.catalog, by_lane[lane.name], subset))
+        for lane in lanes_for(self.lanes, method.value):
+            final[rows] += lane.weight * scale(lane.maxsim(self.catalog, by_lane[lane.name], subset))
         order = candidates[np.argsort(-final[candidates], kind="stable")][:k]
         return order, final[order]
 

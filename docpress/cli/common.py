@@ -22,7 +22,7 @@ CompressionOpt = Annotated[str, typer.Option(
     help="Vector compression: auto (bf16 until the index holds 1,000 pages, then balanced), "
          "none, balanced, compact or tiny (see `docpress compress`).")]
 MethodOpt = Annotated[str, typer.Option(
-    "--method", "-m", help="Ranking: hybrid (default), maxsim, dense or bm25.")]
+    "--method", "-m", help="Ranking: hybrid (default), rrf, maxsim, dense or bm25.")]
 
 
 def fail(message: str) -> None:
