@@ -205,6 +205,13 @@ class Index:
         self.manifest.save(self.directory)
         self._reopen_parts()
 
+    def set_fusion(self, record: dict) -> None:
+        """Search with hybrid weights `record` names (written by `docpress calibrate`); {} goes
+        back to the defaults."""
+        self.manifest.fusion = record
+        self.manifest.save(self.directory)
+        self._reopen_parts()
+
     def remove(self, pattern: str) -> list[str]:
         """Delete documents whose path (or file name) matches a path or glob; return their paths."""
         full = str(Path(pattern).resolve()) if not any(c in pattern for c in "*?[") else pattern
@@ -254,5 +261,6 @@ class Index:
             from retriever.signals import SignalCache
 
             self._searcher = Searcher(self.catalog, self.lanes,
-                                      SignalCache(self.directory, self.catalog, self.store))
+                                      SignalCache(self.directory, self.catalog, self.store),
+                                      self.manifest.fusion)
         return self._searcher

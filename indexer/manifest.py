@@ -29,6 +29,9 @@ class Manifest:
     # The tuned lane (docpress tune): its folder, head hash, dims, training-data hash and the
     # search methods that use it. Empty: not tuned.
     tuned: dict = field(default_factory=dict)
+    # hybrid's fusion weights fitted on the index's own pages (`docpress calibrate`): {"bm25",
+    # "maxsim", and how they were chosen}. Empty: the defaults.
+    fusion: dict = field(default_factory=dict)
     # Extra lanes encoded beside the main encoder and fused into hybrid search: name ->
     # {encoder_id, encoder_config, encoder_hash, encoder_options, dim}.
     lanes: dict = field(default_factory=dict)

@@ -115,7 +115,13 @@ class Lane:
 
 
 def main_lane(manifest: Manifest, store: VectorStore, encoder: Callable[[], Encoder]) -> Lane:
-    return Lane(MAIN, manifest.encoder_record(), store, encoder, frozenset({"maxsim", "hybrid", "rrf"}))
+    return Lane(MAIN, manifest.encoder_record(), store, encoder, frozenset({"maxsim", "hybrid", "rrf"}),
+                weight=maxsim_weight(manifest))
+
+
+def maxsim_weight(manifest: Manifest) -> float:
+    """The main (or tuned) lane's MaxSim weight in hybrid: calibrated, else the default."""
+    return float(manifest.fusion.get("maxsim", MAXSIM_WEIGHT))
 
 
 def extra_lane(index_dir: Path, name: str, record: dict, main: Lane,
@@ -145,7 +151,7 @@ def tuned_lane(index_dir: Path, record: dict, main: Lane) -> Lane | None:
                             "records; run `docpress tune` again")
     store = ProjectedStore(directory, main.store, weight)
     return Lane(TUNED, record, store, lambda: main.encoder, frozenset(record.get("methods", ())),
-                replaces=MAIN, owns_rows=False, transform=store.project, directory=directory)
+                weight=main.weight, replaces=MAIN, owns_rows=False, transform=store.project, directory=directory)
 
 
 def open_lanes(index_dir: Path, manifest: Manifest, store: VectorStore,

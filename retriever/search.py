@@ -40,6 +40,14 @@ DOC_WEIGHTS = {"profile": 0.5, "document": 0.5}
 RERANK_CANDIDATES = 256
 
 
+def page_weights(fusion: dict | None) -> dict[str, float]:
+    """hybrid's cheap-signal weights, with full-page BM25's from a calibration when there is one."""
+    weights = dict(PAGE_WEIGHTS)
+    if fusion and "bm25" in fusion:
+        weights["bm25"] = float(fusion["bm25"])
+    return weights
+
+
 def parse_method(method: str | Method) -> Method:
     try:
         return Method(method)
@@ -52,11 +60,13 @@ class Searcher:
     """Answers queries from an index's parts: its catalog, its lanes (the main lane first) and
     the caches of its cheap signals."""
 
-    def __init__(self, catalog: Catalog, lanes: list[Lane], cache: SignalCache):
+    def __init__(self, catalog: Catalog, lanes: list[Lane], cache: SignalCache,
+                 fusion: dict | None = None):
         self.catalog = catalog
         self.lanes = lanes
         self.main = lanes[0]
         self.cache = cache
+        self.page_weights = page_weights(fusion)
 
     def search(self, queries: list[str], k: int = 10, method: str = DEFAULT_METHOD,
                path_glob: str | None = None, metadata: dict | None = None) -> list[list[Hit]]:
@@ -135,7 +145,7 @@ class Searcher:
         cheap = {"dense": self.dense(qv, table), "head": self.head(qv, table),
                  "bm25_head": self.cache.head_bm25().scores(text, table.page_ids),
                  "bm25": self.cache.page_bm25().scores(text, table.page_ids)}
-        first = weighted_sum(cheap, PAGE_WEIGHTS, scale)
+        first = weighted_sum(cheap, self.page_weights, scale)
         documents = self.documents(text, table)
         if method is Method.hybrid:
             first = first + documents

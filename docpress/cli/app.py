@@ -19,6 +19,7 @@ app.command("eval")(search_cmds.evaluate)
 app.command()(train_cmds.train)
 app.command()(train_cmds.distill)
 app.command()(tune_cmds.tune)
+app.command()(tune_cmds.calibrate)
 
 
 def main() -> None:  # pragma: no cover - entry point for `python -m docpress`
