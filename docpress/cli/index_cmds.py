@@ -46,6 +46,9 @@ def ingest(
         help="Optical lane: a docpress optical model folder or a DeepSeek-OCR checkpoint.")] = None,
     mode: Annotated[Optional[str], typer.Option(
         help="Optical lane resolution: tiny, small, base, large or gundam (default: the model's).")] = None,
+    model: Annotated[Optional[Path], typer.Option(
+        help="Text encoder for a new index: a local sentence-transformers model folder (default: the "
+             "bundled all-MiniLM-L6-v2).", show_default=False)] = None,
     store: Annotated[Optional[str], typer.Option(
         help="Vector store for a new index: local (embedded, the default), "
              "qdrant://HOST:PORT/COLLECTION or qdrant+path:DIR/COLLECTION.")] = None,
@@ -64,6 +67,10 @@ def ingest(
     lanes = list(lane or [])
     if options and encoder != "optical" and "optical" not in lanes:
         fail("--weights and --mode are options of the optical lane (--encoder optical or --lane optical)")
+    if model is not None:
+        if encoder not in (None, "text") or options:
+            fail("--model is the text encoder's model; the optical lane takes --weights")
+        options = {"model": str(model)}
     if (target / MANIFEST).exists() and not options and not lanes:  # as the index was built
         idx = run(lambda: Index.open(target, encoder=encoder, store=store))
     elif lanes:

@@ -91,3 +91,18 @@ def test_errors_are_one_line(tmp_path):
     bad.write_text("{not json}\n")
     result = runner.invoke(app, ["eval", str(bad), "--index", str(tmp_path / "none")])
     assert result.exit_code == 1 and "not a query line" in result.stderr
+
+
+def test_ingest_with_another_text_model_records_it_and_searches(tmp_path, topic_dir):
+    from docpress import Index
+    from docpress.encoders.text import default_model_path
+
+    model = default_model_path()  # a local model folder, as a user's other model would be
+    result = runner.invoke(app, ["ingest", str(topic_dir), "--index", str(tmp_path / "ix"), "--model", model])
+    assert result.exit_code == 0, result.output
+    with Index.open(tmp_path / "ix") as index:
+        assert index.manifest.encoder_config["model"] == model
+        assert index.search("volcanic eruption lava", k=1)[0].path.endswith("volcanoes.pdf")
+    bad = runner.invoke(app, ["ingest", str(topic_dir), "--index", str(tmp_path / "ix2"), "--encoder",
+                              "optical", "--model", model])
+    assert bad.exit_code == 1 and "--model is the text encoder's model" in bad.output
