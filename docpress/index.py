@@ -196,6 +196,8 @@ class Index:
         if new is self.store:
             return dict(UNCOMPRESSED)
         self._reopen_parts()
+        if self.tuned is not None:  # project its rows from the new codes now, not on a first search
+            self.tuned.store.catch_up()
         return self.manifest.compression
 
     def set_tuned(self, record: dict) -> None:

@@ -43,9 +43,7 @@ def wanted_now(manifest: Manifest, store: VectorStore, wanted: str | dict | None
         return None
     if wanted == AUTO:
         chose_none = (manifest.compression or {}).get("preset") == NONE
-        # a tuned lane is projected from the bf16 rows: never drop it unasked
-        keep = chose_none or bool(manifest.tuned)
-        return DEFAULT_PRESET if pages >= AUTO_MIN_PAGES and not keep else None
+        return DEFAULT_PRESET if pages >= AUTO_MIN_PAGES and not chose_none else None
     return wanted if pages else None
 
 
@@ -78,8 +76,9 @@ def compress_store(directory: Path, manifest: Manifest, catalog: Catalog, store:
     Fits the codec on a sample of the index's own pages (only of `fit_page_ids` when given),
     writes a new vector folder, then in one catalog commit points every page at it; the old
     folder is deleted afterwards. "none" on a compressed index is refused (the float vectors
-    are gone). A tuned lane (`docpress tune`) is dropped: it reads the bf16 rows. The manifest
-    records the new codec. "none" on a bf16 index returns `store` unchanged.
+    are gone). A tuned lane (`docpress tune`) is kept: its rows are projected again from the
+    new store's decoded rows (indexer.stores.projected). The manifest records the new codec.
+    "none" on a bf16 index returns `store` unchanged.
     """
     from docpress.compress import Compressor
     from docpress.compress.pipeline import normalize_config, preset_of
@@ -113,11 +112,7 @@ def compress_store(directory: Path, manifest: Manifest, catalog: Catalog, store:
         catalog.set_state(VECTOR_FOLDER_KEY, folder)
     catalog.checkpoint()  # every page row was rewritten: do not leave a WAL the catalog's size
     manifest.compression = compression_record(new, folder, name)
-    tuned = manifest.tuned.get("folder")
-    manifest.tuned = {}  # its rows were projected from the bf16 rows, which are gone
     manifest.save(directory)
-    if tuned:
-        shutil.rmtree(Path(directory) / tuned, ignore_errors=True)
     store.close()
     shutil.rmtree(Path(directory) / old_folder, ignore_errors=True)
     return new

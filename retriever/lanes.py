@@ -6,8 +6,8 @@ the way the catalog locates a page's rows in it. An index has
 - extra lanes: another encoder (e.g. the optical lane) with its own bf16 store under
   lanes/NAME and its own row locations (catalog table lane_pages), fused into hybrid search;
 - the tuned lane (`docpress tune`): the main encoder's vectors through a learned head, on
-  projected copies of the main store's rows; it stands in for the main lane in the methods
-  its record names.
+  projected copies of the main store's rows (decoded, on a compressed index); it stands in for
+  the main lane in the methods its record names.
 Ingest writes to the lanes that own their rows, search loops over the lanes a method uses,
 and each lane describes itself for the manifest.
 """
@@ -140,8 +140,8 @@ def extra_lane(index_dir: Path, name: str, record: dict, main: Lane,
 
 
 def tuned_lane(index_dir: Path, record: dict, main: Lane) -> Lane | None:
-    """The tuned lane, or None when there is none or the main store is not the raw rows the
-    head's projections were made from (a compressed index)."""
+    """The tuned lane, or None when there is none or the main store has no rows to project from
+    (a Qdrant collection). Its rows follow the main store's, re-projected when it is re-coded."""
     if not record or not main.store.capabilities.float_rows:
         return None
     directory = Path(index_dir) / record["folder"]

@@ -185,9 +185,8 @@ def _check(index) -> None:
         raise DocpressError(f"tune trains the text lane; this index uses the {index.manifest.encoder_id} "
                             "encoder (train the optical lane with `docpress distill`)")
     if not index.store.capabilities.float_rows:
-        raise DocpressError(f"tune needs the embedded bf16 store; this index keeps its vectors in "
-                            f"{index.manifest.store if index.manifest.store != 'local' else 'a compressed store'}"
-                            " (ingest into a new index with --compression none, then tune it)")
+        raise DocpressError(f"tune needs the embedded store (bf16 or compressed); this index keeps "
+                            f"its vectors in {index.manifest.store}")
     if index.catalog.counts()["pages"] == 0:
         raise DocpressError("the index has no pages to tune on; add PDFs first with `docpress ingest`")
 

@@ -51,8 +51,9 @@ class Capabilities:
                  exact scan over the candidate pages' rows here.
     compression: its pages can be re-coded with a docpress codec (float rows on local disk).
     extra_lanes: an index on it can hold extra lanes (their stores live in the index folder).
-    float_rows:  holds the encoder's vectors as stored rows addressed by the catalog, so a
-                 projected (tuned) store can be derived from them row for row.
+    float_rows:  its token rows, addressed by the catalog, read back as the encoder's float
+                 vectors row for row (decoded where they are coded): n_rows() and
+                 vector_rows(lo, hi); a projected (tuned) store is derived from them.
     """
 
     end_to_end: bool = False
@@ -137,6 +138,14 @@ class VectorStore(ABC):
                 if len(page.vectors):
                     out[lo + i] = page.vectors[:n_tokens].mean(0)
         return normalize_rows(out)
+
+    def n_rows(self) -> int:
+        """Token rows written so far (stores with float_rows)."""
+        raise NotImplementedError(f"the {self.name} store has no token rows to read by position")
+
+    def vector_rows(self, lo: int, hi: int) -> np.ndarray:
+        """(hi - lo, dim) float32: token rows [lo, hi) as the encoder's vectors (float_rows)."""
+        raise NotImplementedError(f"the {self.name} store has no token rows to read by position")
 
     def nbytes(self) -> int:
         """Bytes this store uses on disk (0 where it cannot tell)."""

@@ -60,6 +60,9 @@ class Bf16Store(VectorStore):
         """(n_query_tokens, n_pages) float32: each query token's best dot product on each page."""
         return token_maxsim(self.tokens.view(), query, pages.vec_start, pages.vec_count)
 
+    def n_rows(self) -> int:
+        return len(self.tokens)
+
     def vector_rows(self, lo: int, hi: int) -> np.ndarray:
         """(hi - lo, dim) float32: token rows [lo, hi) of the tokens file, whichever page owns them."""
         return bf16_tensor(self.tokens.view()[lo:hi]).float().numpy()

@@ -43,8 +43,9 @@ class CompressedStore(VectorStore):
     """
 
     name = "compressed"
-    # Re-coding reads the decoded vectors, so a compressed index can take another preset.
-    capabilities = Capabilities(compression=True, extra_lanes=True)
+    # Re-coding reads the decoded vectors, so a compressed index can take another preset; the
+    # rows decode one by one, so a tuned lane can be projected from them.
+    capabilities = Capabilities(compression=True, extra_lanes=True, float_rows=True)
 
     def __init__(self, directory: Path, compressor: Compressor | None = None,
                  rerank: int | None = None, expected: dict | str | None = None):
@@ -200,6 +201,13 @@ class CompressedStore(VectorStore):
             boxes = raw.astype(np.float32)
         return CompressedPage(self.codes.rows(s, n), boxes, _words_from_store(self.words.rows(s, n)),
                               self.pooled.rows(ps, pn), n)
+
+    def n_rows(self) -> int:
+        return len(self.codes)
+
+    def vector_rows(self, lo: int, hi: int) -> np.ndarray:
+        """(hi - lo, dim) float32: the coded rows [lo, hi) decoded into the encoder's space."""
+        return self.compressor.restore(self.codes.rows(lo, hi - lo)).astype(np.float32)
 
     def page_vectors(self, page_id: int, location: Location) -> PageVectors:
         """The page's vectors decoded back into the encoder's space (approximate: compressed)."""

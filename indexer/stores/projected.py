@@ -1,6 +1,7 @@
-"""ProjectedStore: a bf16 store's token rows through a linear map, row for row, scored by MaxSim.
+"""ProjectedStore: a store's token rows through a linear map, row for row, scored by MaxSim.
 
-Row i of `tokens.bf16` here is normalize(W x_i) for row i of the base store's tokens file, so
+Row i of `tokens.bf16` here is normalize(W x_i) for row i of the base store (bf16 rows, or
+coded rows decoded), so
 the catalog's vec_start / vec_count address both files alike and a tuned lane needs no
 locations of its own. The rows are derived data: rows the base gains later (new ingests) are
 projected on the next read, under a lock, and a torn append is cut back to whole rows.
@@ -9,7 +10,9 @@ projected on the next read, under a lock, and a torn append is cut back to whole
 from __future__ import annotations
 
 import fcntl
+import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -20,10 +23,12 @@ from docpress.errors import DocpressError
 from docpress.maxsim import bf16_tensor, to_bf16_bits, token_maxsim
 from docpress.types import PageVectors
 from indexer.catalog import PageTable
+from indexer.layout import RAW_FOLDER
 from indexer.segments import AppendOnlyArray
 from indexer.stores.base import Capabilities, Location, StoredPage, VectorStore
 
 TOKENS = "tokens.bf16"
+SOURCE = "source.json"  # which base folder the rows were projected from
 # Base rows projected per chunk: 256k x 384 float32 in, 256k x 128 out, ~0.5 GB at the peak.
 PROJECT_ROWS = 1 << 18
 
@@ -50,6 +55,25 @@ class ProjectedStore(VectorStore):
             raise ValueError(f"the map takes {self.weight.shape[1]}-d rows, the store holds {base.dim}-d")
         self.dim = self.weight.shape[0]
         self.tokens = AppendOnlyArray(self.dir / TOKENS, (self.dim,), "int16")
+        self._check_source()
+
+    def _check_source(self) -> None:
+        """Rows projected from another base (the index was re-coded since) are dropped, to be
+        projected again from this one: derived data, never read against the wrong rows."""
+        source = {"base": self.base.dir.name}
+        path = self.dir / SOURCE
+        try:
+            recorded = json.loads(path.read_text())
+        except (OSError, ValueError):
+            # rows written before sources were recorded came from the raw bf16 rows
+            recorded = {"base": RAW_FOLDER} if (self.dir / TOKENS).exists() else None
+        if recorded == source:
+            return
+        with self._lock():
+            if (self.dir / TOKENS).exists():
+                os.truncate(self.dir / TOKENS, 0)
+            self.dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(source))
 
     def project(self, rows: np.ndarray) -> np.ndarray:
         """(n, base.dim) float32 -> (n, dim) float32 unit rows (zero rows stay zero)."""
@@ -62,13 +86,18 @@ class ProjectedStore(VectorStore):
         A lock file keeps two processes from appending the same rows twice; the length is
         read again under the lock.
         """
-        if len(self.tokens) >= len(self.base.tokens):
+        if len(self.tokens) >= self.base.n_rows():
             return 0
+        with self._lock():
+            return self._append_missing(progress)
+
+    @contextmanager
+    def _lock(self):
         self.dir.mkdir(parents=True, exist_ok=True)
         with open(self.dir / "catch-up.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
-                return self._append_missing(progress)
+                yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
@@ -76,7 +105,7 @@ class ProjectedStore(VectorStore):
         path = self.dir / TOKENS
         if path.exists() and path.stat().st_size % self.tokens.row_bytes:
             os.truncate(path, len(self.tokens) * self.tokens.row_bytes)  # a torn append: whole rows only
-        done, total = len(self.tokens), len(self.base.tokens)
+        done, total = len(self.tokens), self.base.n_rows()
         if done > total:
             raise ValueError(f"{path} has more rows ({done}) than its base store ({total})")
         start = done

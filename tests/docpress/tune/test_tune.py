@@ -283,28 +283,56 @@ def test_cli_tune_refuses_empty_and_qdrant_indexes_in_one_line(tmp_path, encoder
 
     Index.create(tmp_path / "empty", encoder=encoder).close()
     Index.create(tmp_path / "qd", encoder=encoder, store="qdrant+path:qd/pages").close()
-    for name, message in (("empty", "no pages"), ("qd", "embedded bf16 store")):
+    for name, message in (("empty", "no pages"), ("qd", "needs the embedded store")):
         result = runner.invoke(app, ["tune", "--index", str(tmp_path / name)])
         assert result.exit_code == 1 and message in result.output, result.output
         assert len(result.output.strip().splitlines()) == 1
 
 
-def test_compression_drops_the_tuned_lane_and_auto_never_does_it_unasked(tuned, encoder, tmp_path,
-                                                                         monkeypatch):
+def test_compression_keeps_the_tuned_lane_projected_from_the_codes(tuned, encoder, tmp_path, monkeypatch):
     import docpress.recode as ic
     from docpress import Index
+    from indexer.stores.projected import SOURCE
 
     folder = _copy(tuned[0], tmp_path)
+    queries = ["which bakery sells rye loaves", "electric locomotives bought this spring"]
     monkeypatch.setattr(ic, "AUTO_MIN_PAGES", 1)
     write_pdf(tmp_path / "new" / "extra.pdf", ["The ferry timetable changes in October; the last "
                                                "boat leaves the harbour at nine in the evening."])
     with Index.open(folder, encoder=encoder) as index:
-        index.add([tmp_path / "new"])  # "auto" on a tuned index: stays bf16, stays tuned
-        assert index.compression == "none" and index.tuned is not None
-        tuned_folder = folder / index.manifest.tuned["folder"]
-        index.compress("balanced")  # asked for: the tuned rows, projected from bf16, go
-        assert index.manifest.tuned == {} and index.tuned is None and not tuned_folder.exists()
+        record = dict(index.manifest.tuned)
+        index.add([tmp_path / "new"])  # "auto" compresses a tuned index too now
+        assert index.compression == ic.DEFAULT_PRESET and index.manifest.tuned == record
+        lane = index.tuned
+        assert lane is not None and lane.store.base is index.store
+        assert len(lane.store.tokens) == index.store.n_rows()  # every coded row projected again
+        assert json.loads((lane.directory / SOURCE).read_text()) == {"base": index.store.dir.name}
         hits = index.search("when does the last ferry leave", k=1, method="maxsim")
         assert Path(hits[0].path).name == "extra.pdf"
+        after = _maxsim_scores(index, queries)
+        # the old questions still find pages that say what they ask (many pages tie on them,
+        # so the order among those may move with the codes)
+        for query, phrase in zip(queries, ("rye loaves", "electric locomotives")):
+            top = index.search(query, k=1, method="maxsim")[0]
+            assert phrase in index.catalog.page(top.page_id).text
+        table = index.catalog.page_table()
+        qv = index.encoder.encode_queries(queries[:1])[0]
+        assert not np.allclose(lane.maxsim(index.catalog, qv, table),
+                               index.lane("main").maxsim(index.catalog, qv, table))  # really tuned
     with Index.open(folder, encoder=encoder) as index:
-        assert index.compression == "balanced" and index.tuned is None
+        assert index.tuned is not None and _maxsim_scores(index, queries) == after
+
+
+def test_rows_projected_from_another_base_are_projected_again(tuned, encoder, tmp_path):
+    from docpress import Index
+    from indexer.stores.projected import SOURCE
+
+    folder = _copy(tuned[0], tmp_path)
+    with Index.open(folder, encoder=encoder) as index:
+        lane_dir, rows = index.tuned.directory, len(index.tuned.store.tokens)
+        first = _maxsim_scores(index, ["telescope survey"])
+    (lane_dir / SOURCE).write_text(json.dumps({"base": "compressed-999"}))  # as if left by a re-code
+    with Index.open(folder, encoder=encoder) as index:
+        assert len(index.tuned.store.tokens) == 0  # stale rows dropped on open, never read
+        assert _maxsim_scores(index, ["telescope survey"]) == first  # projected again on demand
+        assert len(index.tuned.store.tokens) == rows
