@@ -36,12 +36,15 @@ def rrf(signals: list[np.ndarray], k: int = RRF_K, weights=None) -> np.ndarray:
     return sum(w / (k + 1 + ranks(s)) for w, s in zip(weights, signals))
 
 
-def doc_signal(sig: dict, doc_ids: np.ndarray) -> np.ndarray:
-    """The document-level BM25 signals, z-scored over the documents searched, spread to pages."""
+def doc_signal(sig: dict, doc_ids: np.ndarray, pooled: bool = False) -> np.ndarray:
+    """The document-level BM25 signals, z-scored over the documents searched, spread to pages;
+    `pooled` scales each by 1 - 1 / its pages searched (0 for a one-page document)."""
     docs, first, where = np.unique(doc_ids, return_index=True, return_inverse=True)
     if len(docs) < 2:
         return np.zeros(len(doc_ids))
     per_doc = 0.5 * z(sig["profile"][first]) + 0.5 * z(sig["document"][first])
+    if pooled:
+        per_doc = per_doc * (1.0 - 1.0 / np.bincount(where, minlength=len(docs)))
     return per_doc[where]
 
 
@@ -93,11 +96,14 @@ def confident(names, weights=None, doc=1.0, top=10, rerank=False):
     return rule
 
 
-def two_stage(bm25: float, maxsim: float, head_bm25: float = 0.5, candidates: int = CANDIDATES):
+def two_stage(bm25: float, maxsim: float, head_bm25: float = 0.5, candidates: int = CANDIDATES,
+              doc: float = 1.0, pooled: bool = False):
     """hybrid's shape: cheap signals (and full-page BM25 with weight `bm25`) over every page pick
-    the candidates; MaxSim, z-scored over the candidates, joins with weight `maxsim`."""
+    the candidates; MaxSim, z-scored over the candidates, joins with weight `maxsim`; the
+    document signal (its two halves summed) counts `doc` times."""
     def rule(sig, doc_ids):
-        first = z(sig["dense"]) + z(sig["head"]) + head_bm25 * z(sig["bm25_head"]) + doc_signal(sig, doc_ids)
+        first = (z(sig["dense"]) + z(sig["head"]) + head_bm25 * z(sig["bm25_head"])
+                 + doc * doc_signal(sig, doc_ids, pooled))
         if bm25:
             first = first + bm25 * z(sig["bm25"])
         cand = np.argsort(-first, kind="stable")[:candidates]
@@ -132,6 +138,9 @@ RULES: dict[str, Callable] = {
     "conf(d,h,m,b)": confident(["dense", "head", "maxsim", "bm25"]),
     **{f"2stage(b{b},m{m})": two_stage(b, m) for b in (0, 0.25, 0.5, 0.75, 1.0) for m in (0.5, 1.0, 1.5)},
     **{f"2stage(b{b},m{m},h0)": two_stage(b, m, 0.0) for b in (0.5, 1.0) for m in (1.0, 1.5)},
+    **{f"2stage(b{b},m{m},d{d})": two_stage(b, m, doc=d) for b, m in ((0.75, 1.0), (1.0, 1.5))
+       for d in (0.5, 2.0, 2.5, 3.0, 4.0)},
+    "2stage(b0.75,m1.0,d3.0,pooled)": two_stage(0.75, 1.0, doc=3.0, pooled=True),
 }
 
 

@@ -35,7 +35,7 @@ DEFAULT_METHOD = Method.hybrid
 PAGE_WEIGHTS = {"dense": 1.0, "head": 1.0, "bm25_head": 0.5, "bm25": 0.75}
 # Document signals (which document is meant), added to every page of the document; they only
 # matter when several documents are searched.
-DOC_WEIGHTS = {"profile": 0.5, "document": 0.5}
+DOC_WEIGHTS = {"profile": 1.5, "document": 1.5}
 # Pages that reach the MaxSim stage of hybrid: the cheap signals pick them from all pages.
 RERANK_CANDIDATES = 256
 
@@ -115,8 +115,12 @@ class Searcher:
             return np.zeros(len(table))
         signals = {"profile": self.cache.profile_bm25().scores(text, doc_ids),
                    "document": self.cache.document_bm25().scores(text, doc_ids)}
-        per_doc = weighted_sum(signals, DOC_WEIGHTS)
-        return per_doc[np.searchsorted(doc_ids, table.doc_ids)]
+        # What a document adds is the pooled evidence of its pages: nothing for a one-page
+        # document (it would count that page's BM25 again), nearly all of it for long ones.
+        where = np.searchsorted(doc_ids, table.doc_ids)
+        pooling = 1.0 - 1.0 / np.bincount(where, minlength=len(doc_ids))
+        per_doc = pooling * weighted_sum(signals, DOC_WEIGHTS)
+        return per_doc[where]
 
     # -- ranking ------------------------------------------------------------------------
     def rank(self, text: str, qv: QueryVectors, table: PageTable, method: Method, k: int,
