@@ -40,6 +40,18 @@ DOC_WEIGHTS = {"profile": 1.5, "document": 1.5}
 RERANK_CANDIDATES = 256
 
 
+def first_stage(cheap: dict[str, np.ndarray], documents: np.ndarray, weights: dict[str, float],
+                scale=standardize) -> np.ndarray:
+    """The first-stage score of every page: its cheap signals on one scale, weighted, plus its
+    document's signal (the per-document z-score sum; in rank fusion, its ranks)."""
+    first = weighted_sum(cheap, weights, scale)
+    if scale is standardize:
+        return first + documents
+    if documents.any():  # ranks of a flat signal (one document searched) would be noise
+        return first + scale(documents)
+    return first
+
+
 def page_weights(fusion: dict | None) -> dict[str, float]:
     """hybrid's cheap-signal weights, with full-page BM25's from a calibration when there is one."""
     weights = dict(PAGE_WEIGHTS)
@@ -149,14 +161,8 @@ class Searcher:
         cheap = {"dense": self.dense(qv, table), "head": self.head(qv, table),
                  "bm25_head": self.cache.head_bm25().scores(text, table.page_ids),
                  "bm25": self.cache.page_bm25().scores(text, table.page_ids)}
-        first = weighted_sum(cheap, self.page_weights, scale)
-        documents = self.documents(text, table)
-        if method is Method.hybrid:
-            first = first + documents
-        elif documents.any():  # ranks of a flat signal (one document searched) would be noise
-            first = first + scale(documents)
-        n = max(k, RERANK_CANDIDATES)
-        candidates = np.argsort(-first, kind="stable")[:n]
+        first = first_stage(cheap, self.documents(text, table), self.page_weights, scale)
+        candidates = np.argsort(-first, kind="stable")[:max(k, RERANK_CANDIDATES)]
         # Stage 2, the candidates: each lane's MaxSim joins, on the same scale over the
         # candidates (MaxSim of the other pages is never computed).
         rows = np.sort(candidates)  # stores score runs of contiguous pages fastest

@@ -27,13 +27,14 @@ from typing import Callable
 import numpy as np
 
 from docpress.errors import DocpressError
+from docpress.maxsim import best_matches
 from docpress.tokens import token_weights
 from docpress.tune.pseudo import cut_queries
-from docpress.types import Page, PageVectors, Word
+from docpress.types import Page, Word
 from indexer.stores.base import location_of
 from retriever.fusion import standardize
 from retriever.lanes import MAXSIM_WEIGHT
-from retriever.search import PAGE_WEIGHTS, RERANK_CANDIDATES
+from retriever.search import PAGE_WEIGHTS, RERANK_CANDIDATES, first_stage
 from retriever.signals import HEAD_TOKENS, HEAD_WORDS
 
 ProgressFn = Callable[[str, int, int], None]
@@ -127,14 +128,6 @@ def _page_without(words: list[str], cut: tuple[int, int], width: float, height: 
     return Page(0, width, height, [Word(w, (0.0, 0.0, 0.0, 0.0)) for w in kept])
 
 
-def _as_stored(store, vectors: PageVectors, words: list[str]) -> PageVectors:
-    """The page's vectors as the store holds them (coded and decoded where it compresses)."""
-    compressor = getattr(store, "compressor", None)
-    if compressor is None:
-        return vectors
-    return compressor.decode_page(compressor.compress_page(vectors, words))
-
-
 def _rank_metrics(rank: int | None) -> tuple[float, float, float]:
     """(R@1, R@5, nDCG@5) of one query whose only answer sits at 0-based `rank` (None: missed)."""
     if rank is None:
@@ -197,7 +190,7 @@ def calibrate_fusion(index, options: CalibrateOptions | None = None,
         batch = queries[lo:lo + 32]
         pages = [_page_without(page_texts[q.page].split(" "), q.cut, 1.0, 1.0) for q in batch]
         encoded = encoder.encode_pages(pages)
-        positives.extend(_as_stored(store, v, [w.text for w in p.words]) for v, p in zip(encoded, pages))
+        positives.extend(store.as_stored(v, [w.text for w in p.words]) for v, p in zip(encoded, pages))
         progress("encoding answer pages", len(positives), len(queries))
 
     lexical = _Lexical(page_texts)
@@ -218,20 +211,17 @@ def calibrate_fusion(index, options: CalibrateOptions | None = None,
                    "bm25": lexical.scores(q.text, row, rest),
                    "bm25_head": heads.scores(q.text, row, " ".join(rest.split(" ")[:HEAD_WORDS]))}
         documents = searcher.documents(q.text, table)
-        base = sum(PAGE_WEIGHTS[n] * standardize(signals[n]) for n in ("dense", "head", "bm25_head"))
-        base = base + documents
         weighted = qv.vectors * token_weights(qv.tokens)[:, None]
-        bm25_z = standardize(signals["bm25"])
         maxsim: dict[int, float] = {}
         for si, (b, m) in enumerate(settings):
-            first = base + b * bm25_z
+            first = first_stage(signals, documents, {**PAGE_WEIGHTS, "bm25": b})
             candidates = np.argsort(-first, kind="stable")[:RERANK_CANDIDATES]
             need = sorted(set(candidates.tolist()) - set(maxsim) - {row})
             if need:
                 rows = np.asarray(need)
                 maxsim.update(zip(need, searcher.main.maxsim(index.catalog, qv, table.subset(rows)).tolist()))
             if row in candidates and row not in maxsim:
-                maxsim[row] = float((weighted @ pos.vectors.T).max(1).sum()) if len(pos.vectors) else 0.0
+                maxsim[row] = float(best_matches(weighted, pos.vectors)[1].sum()) if len(pos.vectors) else 0.0
             ms = np.asarray([maxsim[int(c)] for c in candidates])
             final = first[candidates] + m * standardize(ms)
             order = candidates[np.argsort(-final, kind="stable")]

@@ -139,6 +139,11 @@ class VectorStore(ABC):
                     out[lo + i] = page.vectors[:n_tokens].mean(0)
         return normalize_rows(out)
 
+    def as_stored(self, vectors: PageVectors, words: list[str] | None = None) -> PageVectors:
+        """A page's vectors as this store would read them back (coded then decoded by a store
+        that compresses); for scoring a page that is not stored against ones that are."""
+        return vectors
+
     def n_rows(self) -> int:
         """Token rows written so far (stores with float_rows)."""
         raise NotImplementedError(f"the {self.name} store has no token rows to read by position")

@@ -202,6 +202,9 @@ class CompressedStore(VectorStore):
         return CompressedPage(self.codes.rows(s, n), boxes, _words_from_store(self.words.rows(s, n)),
                               self.pooled.rows(ps, pn), n)
 
+    def as_stored(self, vectors: PageVectors, words: list[str] | None = None) -> PageVectors:
+        return self.compressor.decode_page(self.compressor.compress_page(vectors, words))
+
     def n_rows(self) -> int:
         return len(self.codes)
 
