@@ -24,3 +24,15 @@ class IndexNotFoundError(DocpressError):
 
 class BackendUnavailableError(DocpressError):
     """An optional dependency or a server is missing or unreachable."""
+
+
+class IndexBusyError(DocpressError):
+    """Another process is writing the index and the caller asked not to wait."""
+
+
+class CorruptIndexError(DocpressError):
+    """A part of the index is missing or damaged; the message names it and says what to do."""
+
+
+class IndexWriteError(DocpressError):
+    """Writing to the index failed (disk full, damaged files); nothing half-written is visible."""

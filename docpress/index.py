@@ -8,17 +8,32 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import sqlite3
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterable
 
+import numpy as np
+
+from docpress.compact import AUTO_COMPACT_SHARE, CompactReport, compact_index, dead_share
 from docpress.encoders import Encoder, check_encoder, encoder_from_record, load_encoder
-from docpress.errors import DocpressError, IndexMismatchError, IndexNotFoundError
+from docpress.errors import CorruptIndexError, DocpressError, IndexMismatchError, IndexNotFoundError
 from docpress.ingest import IngestReport, ProgressFn, Skipped, ingest
 from docpress.pdf.ocr import OcrMode
 from docpress.recode import AUTO, UNCOMPRESSED, check_compression, compress_store, wanted_now
-from indexer.catalog import Catalog, DocumentRow
+from docpress.repair import RepairReport, repair_index
+from indexer.catalog import Catalog, DocumentRow, damaged
 from indexer.factory import LOCAL, open_store
-from indexer.layout import catalog_files, catalog_path, manifest_path
+from indexer.integrity import CheckReport, Problem, check_lengths, deep_check, verify_pages
+from indexer.layout import (
+    CATALOG_BACKUP,
+    VECTOR_FOLDER_KEY,
+    catalog_files,
+    catalog_path,
+    lane_state_key,
+    manifest_path,
+)
+from indexer.locks import WriterLock
 from indexer.manifest import Manifest, preset_name
 from retriever.lanes import TUNED, Lane, new_lane_records, open_lanes
 
@@ -47,27 +62,105 @@ class Index:
     ...     print(hit.path, hit.page, hit.score)
     """
 
+    # Writers wait for another writer of the same index (False: IndexBusyError at once);
+    # on_wait(holder) is told once before waiting.
+    wait_for_writer: bool = True
+    on_wait: Callable[[str], None] | None = None
+
     def __init__(self, directory: Path, manifest: Manifest, encoder: Encoder | None = None,
-                 lane_encoders: dict[str, Encoder] | None = None):
+                 lane_encoders: dict[str, Encoder] | None = None, create: bool = False):
         self.directory = Path(directory)
         self.manifest = manifest
-        self.catalog = Catalog(catalog_path(self.directory))
+        self.catalog = Catalog(catalog_path(self.directory), create=create)
+        self.writer = WriterLock(self.directory)
         self._encoder = encoder
         self._lane_encoders = dict(lane_encoders or {})
-        self._open_parts()
+        self._verified: set[tuple] = set()  # (folder, lane, page id) whose rows were verified
+        self.lanes: list[Lane] = []
+        self._stamp = self._manifest_stamp() if manifest_path(self.directory).exists() else None
+        with self._translated():
+            self._open_parts()
+            self._check_lengths()
 
     def _open_parts(self) -> None:
         """Open the store and lanes the manifest and catalog name; search is rebuilt on demand."""
         self.store = open_store(self.manifest, self.directory, self.catalog)
-        self.lanes: list[Lane] = open_lanes(self.directory, self.manifest, self.store,
-                                            lambda: self.encoder, self._lane_encoders)
+        self.lanes = open_lanes(self.directory, self.manifest, self.store, lambda: self.encoder,
+                                self._lane_encoders, self._lane_folders())
+        self._layout = self._current_layout()
         self._searcher = None
 
     def _reopen_parts(self) -> None:
-        """After a writer changed what the manifest names (compress, tune)."""
+        """After a writer changed what the manifest or the catalog's state names."""
         for lane in self.lanes:
             lane.close()
         self._open_parts()
+
+    def _lane_folders(self) -> dict[str, str]:
+        return {name: folder for name in self.manifest.lanes
+                if (folder := self.catalog.state(lane_state_key(name)))}
+
+    def _current_layout(self) -> tuple:
+        """What the open parts depend on: the live folders and the manifest's records."""
+        return (self.catalog.state(VECTOR_FOLDER_KEY), tuple(sorted(self._lane_folders().items())),
+                repr(self.manifest.tuned), repr(self.manifest.fusion), repr(self.manifest.compression))
+
+    def _manifest_stamp(self) -> tuple:
+        st = manifest_path(self.directory).stat()
+        return st.st_ino, st.st_mtime_ns, st.st_size
+
+    def _refresh(self) -> None:
+        """Follow what another process committed (a compaction, compression or tune): reread
+        the manifest when its file changed, and reopen the parts when the folders or records
+        they use changed."""
+        stamp = self._manifest_stamp()
+        if stamp != self._stamp:
+            self.manifest, self._stamp = Manifest.load(self.directory), stamp
+        if self._current_layout() != self._layout:
+            self._reopen_parts()
+
+    def _check_lengths(self) -> None:
+        """The cheap checks on open: every file holds the rows the catalog addresses."""
+        problems = check_lengths(self.directory, self.catalog, self._stores())
+        if problems:
+            raise CorruptIndexError(f"{self.directory / problems[0].file} is damaged ({problems[0].what}); "
+                                    f"run `docpress repair --index {self.directory}`")
+
+    def _stores(self) -> dict:
+        """{None: the main store, lane name: its store} for the lanes that own their rows."""
+        return {None: self.store, **{lane.name: lane.store for lane in self.lanes if lane.own_locations}}
+
+    @contextmanager
+    def _translated(self):
+        """SQLite errors from a damaged catalog become one CorruptIndexError line."""
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            raise damaged(catalog_path(self.directory), exc) from None
+
+    @contextmanager
+    def writing(self):
+        """Hold the index's writer lock for the block (re-entrant), on a fresh view of what the
+        last writer left; the catalog is backed up when the outermost writer is done."""
+        outermost = not self.writer.held
+        with self.writer.hold(self.wait_for_writer, self.on_wait), self._translated():
+            if outermost:
+                self._refresh()
+                self._verified.clear()
+                if manifest_path(self.directory).exists() and Manifest.load(self.directory) != self.manifest:
+                    self.manifest.save(self.directory)  # corrected on open (a crash's stale record)
+                    self._stamp = self._manifest_stamp()
+            yield self
+            if outermost:
+                self.catalog.backup(self.directory / CATALOG_BACKUP)
+
+    @contextmanager
+    def reading(self):
+        """One consistent snapshot for the block: the catalog as of its start, the folders it
+        names (reopened if a writer replaced them), whatever writers commit meanwhile."""
+        with self._translated(), self.catalog.snapshot():
+            self._refresh()
+            yield self
 
     # -- lifecycle ----------------------------------------------------------------------
     @classmethod
@@ -103,7 +196,7 @@ class Index:
         manifest = Manifest(encoder_id=enc.id, encoder_config=record["encoder_config"],
                             encoder_hash=record["encoder_hash"], dim=enc.dim, store=store,
                             encoder_options=record["encoder_options"], lanes=records)
-        index = cls(directory, manifest, enc, lane_encoders)
+        index = cls(directory, manifest, enc, lane_encoders, create=True)
         manifest.save(directory)  # last: a folder without a manifest is no index yet
         return index
 
@@ -172,12 +265,15 @@ class Index:
         """
         if isinstance(paths, (str, Path)):
             paths = [paths]
-        check_compression(self.manifest, compression, self.directory)
         _ = self.encoder  # load (and check) the model before the first file is read
-        report = ingest(paths, self.catalog, self.lanes, OcrMode(ocr), metadata, progress, on_skip)
-        now = wanted_now(self.manifest, self.store, compression, self.catalog.counts()["pages"])
-        if now is not None:
-            self.compress(now)
+        with self.writing():
+            check_compression(self.manifest, compression, self.directory)
+            report = ingest(paths, self.catalog, self.lanes, OcrMode(ocr), metadata, progress, on_skip)
+            now = wanted_now(self.manifest, self.store, compression, self.catalog.counts()["pages"])
+            if now is not None:
+                self.compress(now)
+            if dead_share(self.catalog, self.lanes) > AUTO_COMPACT_SHARE:
+                report.compacted = self.compact().as_dict()
         return report
 
     @property
@@ -191,48 +287,114 @@ class Index:
         """Re-code every page with a compression preset ("balanced", "compact", "tiny") or an
         explicit config, fitted on this index's pages (only on `fit_page_ids` when given);
         returns the manifest's new record."""
-        new = compress_store(self.directory, self.manifest, self.catalog, self.store, config,
-                             seed=seed, progress=progress, fit_page_ids=fit_page_ids)
-        if new is self.store:
-            return dict(UNCOMPRESSED)
-        self._reopen_parts()
-        if self.tuned is not None:  # project its rows from the new codes now, not on a first search
-            self.tuned.store.catch_up()
-        return self.manifest.compression
+        with self.writing():
+            new = compress_store(self.directory, self.manifest, self.catalog, self.store, config,
+                                 seed=seed, progress=progress, fit_page_ids=fit_page_ids)
+            if new is self.store:
+                return dict(UNCOMPRESSED)
+            self._reopen_parts()
+            if self.tuned is not None:  # project its rows from the new codes now, not on a first search
+                self.tuned.store.catch_up()
+            return self.manifest.compression
+
+    def compact(self) -> CompactReport:
+        """Rewrite the live rows of every lane into new files and delete the dead ones (rows of
+        removed or replaced documents, older generations); crash-safe like compress."""
+        with self.writing():
+            report = compact_index(self.directory, self.manifest, self.catalog, self.lanes)
+            self._reopen_parts()
+            if self.tuned is not None:
+                self.tuned.store.catch_up()
+            return report
+
+    def check(self, deep: bool = False) -> CheckReport:
+        """Integrity of the index: file lengths against the catalog (and with deep, SQLite's
+        own check and every page's checksum). Damage found on open raises instead."""
+        with self.reading():
+            if deep:
+                return deep_check(self.directory, self.catalog, self._stores())
+            return CheckReport(problems=check_lengths(self.directory, self.catalog, self._stores()))
+
+    def sync(self, paths: Iterable[str | Path]) -> list[str]:
+        """Forget the paths, under the given folders (or equal to given files), whose files are
+        gone from disk; a document goes once none of its paths is left. Returns those paths."""
+        roots = [str(Path(p).resolve()) for p in paths]
+
+        def under(path: str) -> bool:
+            return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
+
+        with self.writing():
+            gone = [p for doc in self.catalog.documents() for p in self._paths_of(doc)
+                    if under(p) and not os.path.exists(p)]
+            self._forget_paths(set(gone))
+        return gone
 
     def set_tuned(self, record: dict) -> None:
         """Make the tuned lane `record` names the index's (written whole by `docpress tune`
         first); the manifest write is the switch."""
-        self.manifest.tuned = record
-        self.manifest.save(self.directory)
-        self._reopen_parts()
+        with self.writing():
+            self.manifest.tuned = record
+            self.manifest.save(self.directory)
+            self._reopen_parts()
 
     def set_fusion(self, record: dict) -> None:
         """Search with hybrid weights `record` names (written by `docpress calibrate`); {} goes
         back to the defaults."""
-        self.manifest.fusion = record
-        self.manifest.save(self.directory)
-        self._reopen_parts()
+        with self.writing():
+            self.manifest.fusion = record
+            self.manifest.save(self.directory)
+            self._reopen_parts()
 
     def remove(self, pattern: str) -> list[str]:
-        """Delete documents whose path (or file name) matches a path or glob; return their paths."""
+        """Forget the paths (a document's, or an identical copy's) that match a path, a file
+        name or a glob; a document goes once none of its paths is left. Returns the paths."""
         full = str(Path(pattern).resolve()) if not any(c in pattern for c in "*?[") else pattern
-        gone = []
-        for doc in self.catalog.documents():
-            if doc.path == full or fnmatch.fnmatch(doc.path, pattern) or \
-                    fnmatch.fnmatch(Path(doc.path).name, pattern):
-                with self.catalog.transaction():
-                    pages = self.catalog.delete_document(doc.id)
-                for lane in self.lanes:
-                    lane.store.remove(pages)
-                gone.append(doc.path)
+
+        def matches(path: str) -> bool:
+            return path == full or fnmatch.fnmatch(path, pattern) or fnmatch.fnmatch(Path(path).name, pattern)
+
+        with self.writing():
+            gone = [p for doc in self.catalog.documents() for p in self._paths_of(doc) if matches(p)]
+            self._forget_paths(set(gone))
         return gone
+
+    def _paths_of(self, doc: DocumentRow) -> list[str]:
+        return [doc.path, *self.catalog.aliases(doc.id).get(doc.id, [])]
+
+    def _forget_paths(self, paths: set[str]) -> None:
+        """Drop paths; a document keeps living under a copy's path while it has one."""
+        for doc in self.catalog.documents():
+            mine = self._paths_of(doc)
+            if not paths & set(mine):
+                continue
+            left = [p for p in mine if p not in paths]
+            with self.catalog.transaction():
+                if not left:
+                    pages = self.catalog.delete_document(doc.id)
+                else:
+                    pages = []
+                    for path in set(mine) & paths:
+                        self.catalog.remove_alias(path)
+                    if doc.path in paths:
+                        self.catalog.set_document_path(doc.id, left[0])
+            for lane in self.lanes:
+                lane.store.remove(pages)
 
     # -- reading ------------------------------------------------------------------------
     def documents(self) -> list[DocumentRow]:
-        return self.catalog.documents()
+        with self.reading():
+            return self.catalog.documents()
+
+    def aliases(self) -> dict[int, list[str]]:
+        """{document id: the paths of its identical copies}."""
+        with self.reading():
+            return self.catalog.aliases()
 
     def info(self) -> dict:
+        with self.reading():
+            return self._info()
+
+    def _info(self) -> dict:
         counts = self.catalog.counts()
         store_bytes = sum(lane.nbytes() for lane in self.lanes)
         catalog_bytes = sum(p.stat().st_size for p in catalog_files(self.directory))
@@ -244,6 +406,7 @@ class Index:
             "vector_bytes": store_bytes, "catalog_bytes": catalog_bytes,
             "bytes_per_page": round((store_bytes + catalog_bytes) / counts["pages"], 1)
             if counts["pages"] else 0,
+            "dead_rows_share": round(dead_share(self.catalog, self.lanes), 3),
         }
 
     def search(self, query: str, k: int = 10, method: str = "hybrid", path: str | None = None,
@@ -253,7 +416,32 @@ class Index:
 
     def search_many(self, queries: list[str], k: int = 10, method: str = "hybrid",
                     path: str | None = None, metadata: dict | None = None):
-        return self.searcher.search(queries, k=k, method=method, path_glob=path, metadata=metadata)
+        # damaged rows may overflow; they are caught below by their checksums, not by warnings
+        with self.reading(), np.errstate(all="ignore"):
+            results = self.searcher.search(queries, k=k, method=method, path_glob=path, metadata=metadata)
+            self._verify({hit.page_id for hits in results for hit in hits} | self.searcher.suspects)
+        return results
+
+    def _verify(self, page_ids: set[int]) -> None:
+        """The returned pages' rows still match their checksums (a damaged file never gives a
+        silently wrong answer); each page is verified once per process and generation."""
+        for lane, store in self._stores().items():
+            if not store.row_files():
+                continue
+            todo = [p for p in page_ids if (store.dir, lane, p) not in self._verified]
+            bad = verify_pages(self.catalog, store, lane, todo)
+            if bad:
+                problem = Problem(os.path.relpath(store.dir, self.directory),
+                                  f"the rows of {len(bad)} returned pages do not match their checksums")
+                raise CorruptIndexError(f"{self.directory / problem.file} is damaged ({problem.what}); "
+                                        f"run `docpress repair --index {self.directory}`")
+            self._verified |= {(store.dir, lane, p) for p in todo}
+
+    @classmethod
+    def repair(cls, directory: str | Path | None = None, wait: bool = True,
+               on_wait: Callable[[str], None] | None = None) -> RepairReport:
+        """Bring a damaged index back to its last consistent state (docpress.repair)."""
+        return repair_index(Path(directory or default_index_path()), wait, on_wait)
 
     @property
     def searcher(self):

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from docpress.encoders.base import Encoder
-from docpress.errors import DocpressError, PdfError
+from docpress.errors import DocpressError, IndexWriteError, PdfError
 from docpress.pdf.ocr import OcrMode, fill_text, resolve_ocr
 from docpress.pdf.reader import open_document, read_pages, render_pages
 from docpress.types import Page
@@ -33,12 +35,20 @@ class IngestReport:
     added: list[str] = field(default_factory=list)
     replaced: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    # identical to an indexed file (same bytes, same metadata): recorded as another path of it
+    duplicates: list[str] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     pages: int = 0
     ocr_pages: int = 0
     empty_pages: int = 0
     seconds: float = 0.0
     ocr_seconds: float = 0.0
+    compacted: dict | None = None  # what the automatic compaction reclaimed, when it ran
+
+    @property
+    def indexed(self) -> int:
+        """Files the index now answers for from this run (new, replaced, unchanged, copies)."""
+        return len(self.added) + len(self.replaced) + len(self.unchanged) + len(self.duplicates)
 
     @property
     def pages_per_second(self) -> float:
@@ -47,10 +57,11 @@ class IngestReport:
     def as_dict(self) -> dict:
         return {
             "added": self.added, "replaced": self.replaced, "unchanged": self.unchanged,
+            "duplicates": self.duplicates,
             "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped],
             "pages": self.pages, "ocr_pages": self.ocr_pages, "empty_pages": self.empty_pages,
             "seconds": round(self.seconds, 3), "ocr_seconds": round(self.ocr_seconds, 3),
-            "pages_per_second": round(self.pages_per_second, 2),
+            "pages_per_second": round(self.pages_per_second, 2), "compacted": self.compacted,
         }
 
 
@@ -86,8 +97,20 @@ def ingest_file(path: Path, catalog: Catalog, lanes: Sequence[Lane], ocr: OcrMod
     key = str(path.resolve())
     document = open_document(path)  # raises PdfError for unusable files
     existing = catalog.document_by_path(key)
-    if existing and existing.sha256 == document.sha256 and existing.metadata == metadata:
+    owner = catalog.alias_owner(key)  # this path is a copy of an indexed document
+    same = existing or (catalog.document(owner) if owner is not None else None)
+    if same and same.sha256 == document.sha256 and same.metadata == metadata:
         report.unchanged.append(key)
+        return
+    twin = catalog.document_by_sha(document.sha256, metadata)
+    if twin is not None and (existing is None or twin.id != existing.id):
+        with _writing(key), catalog.transaction():  # another copy of an indexed file
+            if owner is not None:
+                catalog.remove_alias(key)
+            if existing:
+                _detach(catalog, existing)
+            catalog.add_alias(key, twin.id)
+        report.duplicates.append(key)
         return
     writers = [lane for lane in lanes if lane.owns_rows]
     first_id = catalog.next_page_id()
@@ -124,8 +147,10 @@ def ingest_file(path: Path, catalog: Catalog, lanes: Sequence[Lane], ocr: OcrMod
         if progress:
             progress(key, len(rows), document.page_count)
 
-    with catalog.transaction():
-        old_pages = catalog.delete_document(existing.id) if existing else []
+    with _writing(key), catalog.transaction():
+        if owner is not None:
+            catalog.remove_alias(key)
+        old_pages = _detach(catalog, existing) if existing else []
         doc_id = catalog.insert_document(key, document.sha256, document.title,
                                          document.page_count, metadata)
         for row in rows:
@@ -142,6 +167,29 @@ def ingest_file(path: Path, catalog: Catalog, lanes: Sequence[Lane], ocr: OcrMod
             lane.store.remove(old_pages)
     (report.replaced if existing else report.added).append(key)
     report.pages += len(rows)
+
+
+def _detach(catalog: Catalog, doc) -> list[int]:
+    """Take a path's document off it before the path gets new content: a document that has
+    identical copies lives on under one of their paths; else it is deleted (its page ids)."""
+    copies = catalog.aliases(doc.id).get(doc.id, [])
+    if copies:
+        catalog.set_document_path(doc.id, copies[0])
+        return []
+    return catalog.delete_document(doc.id)
+
+
+@contextmanager
+def _writing(key: str):
+    """A failure while writing to the index is the index's problem, not the PDF's: one line
+    that says nothing of the file was committed."""
+    try:
+        yield
+    except DocpressError:
+        raise
+    except (sqlite3.Error, OSError, AssertionError, ValueError) as exc:
+        raise IndexWriteError(f"writing {key} to the index failed ({type(exc).__name__}: {exc}); "
+                              "nothing of it was committed; run `docpress check`") from None
 
 
 def _encode(path: Path, pages: list[Page], encoder: Encoder) -> list:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import sqlite3
 import time
 from contextlib import contextmanager
@@ -11,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from docpress.errors import CorruptIndexError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -33,7 +36,8 @@ CREATE TABLE IF NOT EXISTS pages (
     vec_start INTEGER NOT NULL,
     vec_count INTEGER NOT NULL,
     pool_start INTEGER NOT NULL,
-    pool_count INTEGER NOT NULL
+    pool_count INTEGER NOT NULL,
+    crc INTEGER
 );
 CREATE INDEX IF NOT EXISTS pages_doc ON pages(doc_id);
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -44,9 +48,19 @@ CREATE TABLE IF NOT EXISTS lane_pages (
     vec_count INTEGER NOT NULL,
     pool_start INTEGER NOT NULL,
     pool_count INTEGER NOT NULL,
+    crc INTEGER,
     PRIMARY KEY (lane, page_id)
 );
+CREATE TABLE IF NOT EXISTS aliases (
+    path TEXT PRIMARY KEY,
+    doc_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE
+);
+CREATE INDEX IF NOT EXISTS aliases_doc ON aliases(doc_id);
+CREATE INDEX IF NOT EXISTS documents_sha ON documents(sha256);
 """
+TABLES = {"documents", "pages", "state", "lane_pages"}
+# Columns added since the first format: (table, column, declaration), added on open.
+ADDED_COLUMNS = (("pages", "crc", "INTEGER"), ("lane_pages", "crc", "INTEGER"))
 
 
 @dataclass
@@ -100,15 +114,64 @@ class PageTable:
 
 
 class Catalog:
-    """SQLite catalog in WAL mode; each document is written in one transaction."""
+    """SQLite catalog in WAL mode; each document is written in one transaction.
 
-    def __init__(self, path: Path):
+    create=False opens an existing index's catalog: a missing, empty or unreadable file is
+    CorruptIndexError (never a fresh empty catalog that would hide the index's vectors).
+    """
+
+    def __init__(self, path: Path, create: bool = True):
         self.path = Path(path)
-        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.execute("PRAGMA foreign_keys=ON")
-        self.db.executescript(SCHEMA)
+        if not create and (not self.path.exists() or self.path.stat().st_size == 0):
+            raise CorruptIndexError(f"{self.path} is {'empty' if self.path.exists() else 'missing'}: "
+                                    f"the index lost its catalog; run `docpress repair --index "
+                                    f"{self.path.parent}`")
+        try:
+            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                      timeout=60)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            if not create:
+                found = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+                if not TABLES <= found:
+                    raise sqlite3.DatabaseError(f"tables {sorted(TABLES - found)} are missing")
+            self.db.executescript(SCHEMA)
+            self._add_columns()
+        except sqlite3.DatabaseError as exc:
+            raise damaged(self.path, exc) from None
+
+    def _add_columns(self) -> None:
+        for table, column, declaration in ADDED_COLUMNS:
+            have = {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+
+    @contextmanager
+    def snapshot(self):
+        """Reads in the block see one committed state, whatever writers commit meanwhile."""
+        if self.db.in_transaction:
+            yield self
+            return
+        self.db.execute("BEGIN")
+        try:
+            yield self
+        finally:
+            if self.db.in_transaction:
+                self.db.execute("COMMIT")
+
+    def backup(self, target: Path) -> None:
+        """A consistent copy of the catalog at `target` (written aside, then renamed)."""
+        tmp = Path(str(target) + ".tmp")
+        tmp.unlink(missing_ok=True)
+        copy = sqlite3.connect(tmp)
+        try:
+            self.db.backup(copy)
+        finally:
+            copy.close()
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
 
     def close(self) -> None:
         self.db.close()
@@ -174,6 +237,40 @@ class Catalog:
         self.db.execute("DELETE FROM documents WHERE id=?", (doc_id,))
         return ids
 
+    # -- other paths of the same file ---------------------------------------------------
+    def document_by_sha(self, sha256: str, metadata: dict) -> DocumentRow | None:
+        """A document with this content and these metadata (identical copies index once)."""
+        for row in self.db.execute("SELECT * FROM documents WHERE sha256=?", (sha256,)):
+            doc = _doc(row)
+            if doc.metadata == metadata:
+                return doc
+        return None
+
+    def alias_owner(self, path: str) -> int | None:
+        row = self.db.execute("SELECT doc_id FROM aliases WHERE path=?", (path,)).fetchone()
+        return int(row[0]) if row else None
+
+    def aliases(self, doc_id: int | None = None) -> dict[int, list[str]]:
+        """{document id: its other paths, sorted}, for one document or all."""
+        query, args = "SELECT doc_id, path FROM aliases", ()
+        if doc_id is not None:
+            query, args = query + " WHERE doc_id=?", (doc_id,)
+        out: dict[int, list[str]] = {}
+        for owner, path in self.db.execute(query + " ORDER BY path", args):
+            out.setdefault(int(owner), []).append(path)
+        return out
+
+    def add_alias(self, path: str, doc_id: int) -> None:
+        self.db.execute("INSERT OR REPLACE INTO aliases(path, doc_id) VALUES(?, ?)", (path, doc_id))
+
+    def remove_alias(self, path: str) -> None:
+        self.db.execute("DELETE FROM aliases WHERE path=?", (path,))
+
+    def set_document_path(self, doc_id: int, path: str) -> None:
+        """Make `path` (one of its aliases) the document's path; the alias goes."""
+        self.db.execute("DELETE FROM aliases WHERE path=?", (path,))
+        self.db.execute("UPDATE documents SET path=? WHERE id=?", (path, doc_id))
+
     # -- pages --------------------------------------------------------------------------
     def next_page_id(self) -> int:
         row = self.db.execute("SELECT COALESCE(MAX(id), 0) FROM pages").fetchone()
@@ -189,17 +286,52 @@ class Catalog:
     def move_pages(self, locations: dict) -> None:
         """Point pages at new vector rows: {page id: Location} (a re-coded store)."""
         self.db.executemany(
-            "UPDATE pages SET vec_start=?, vec_count=?, pool_start=?, pool_count=? WHERE id=?",
-            [(loc.vec_start, loc.vec_count, loc.pool_start, loc.pool_count, int(page_id))
+            "UPDATE pages SET vec_start=?, vec_count=?, pool_start=?, pool_count=?, crc=? WHERE id=?",
+            [(loc.vec_start, loc.vec_count, loc.pool_start, loc.pool_count, loc.crc, int(page_id))
              for page_id, loc in locations.items()])
 
     def insert_lane_pages(self, lane: str, locations: dict) -> None:
         """Record where an extra lane's store put pages: {page id: Location}."""
         self.db.executemany(
             "INSERT OR REPLACE INTO lane_pages(lane, page_id, vec_start, vec_count, pool_start, "
-            "pool_count) VALUES(?,?,?,?,?,?)",
-            [(lane, int(pid), loc.vec_start, loc.vec_count, loc.pool_start, loc.pool_count)
+            "pool_count, crc) VALUES(?,?,?,?,?,?,?)",
+            [(lane, int(pid), loc.vec_start, loc.vec_count, loc.pool_start, loc.pool_count, loc.crc)
              for pid, loc in locations.items()])
+
+    def row_locations(self, page_ids, lane: str | None = None) -> dict[int, tuple]:
+        """{page id: (vec_start, vec_count, pool_start, pool_count, crc)} of the given pages in
+        the main store (lane None) or an extra lane's (pages it lacks are left out)."""
+        ids = [int(i) for i in page_ids]
+        out: dict[int, tuple] = {}
+        for i in range(0, len(ids), 900):
+            chunk = ids[i:i + 900]
+            marks = ",".join("?" * len(chunk))
+            if lane is None:
+                rows = self.db.execute("SELECT id, vec_start, vec_count, pool_start, pool_count, crc "
+                                       f"FROM pages WHERE id IN ({marks})", chunk)
+            else:
+                rows = self.db.execute("SELECT page_id, vec_start, vec_count, pool_start, pool_count, "
+                                       f"crc FROM lane_pages WHERE lane=? AND page_id IN ({marks})",
+                                       (lane, *chunk))
+            out.update((r[0], tuple(r[1:])) for r in rows)
+        return out
+
+    def row_extent(self, lane: str | None = None) -> tuple[int, int]:
+        """(token rows, pooled rows) the catalog addresses in the main store or a lane's: the
+        least the store's files must hold."""
+        if lane is None:
+            row = self.db.execute("SELECT COALESCE(MAX(vec_start + vec_count), 0), "
+                                  "COALESCE(MAX(pool_start + pool_count), 0) FROM pages").fetchone()
+        else:
+            row = self.db.execute("SELECT COALESCE(MAX(vec_start + vec_count), 0), "
+                                  "COALESCE(MAX(pool_start + pool_count), 0) FROM lane_pages "
+                                  "WHERE lane=?", (lane,)).fetchone()
+        return int(row[0]), int(row[1])
+
+    def lane_rows(self, lane: str) -> int:
+        """Token rows of live pages in an extra lane's store."""
+        return int(self.db.execute("SELECT COALESCE(SUM(vec_count), 0) FROM lane_pages WHERE lane=?",
+                                   (lane,)).fetchone()[0])
 
     def lane_table(self, lane: str, table: PageTable) -> PageTable:
         """`table`'s pages (same order) located in an extra lane's store; pages the lane has
@@ -275,6 +407,12 @@ class Catalog:
         sources = dict(self.db.execute("SELECT text_source, COUNT(*) FROM pages GROUP BY text_source"))
         vectors = self.db.execute("SELECT COALESCE(SUM(vec_count), 0) FROM pages").fetchone()[0]
         return {"documents": docs, "pages": pages, "vectors": int(vectors), "text_sources": sources}
+
+
+def damaged(path: Path, exc: Exception) -> CorruptIndexError:
+    """The one-line error for an unreadable catalog."""
+    return CorruptIndexError(f"{path} is damaged ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+                             f"run `docpress repair --index {Path(path).parent}`")
 
 
 def _doc(row) -> DocumentRow:

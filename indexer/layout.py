@@ -7,6 +7,11 @@
     lanes/NAME/           an extra lane's bf16 store (e.g. the optical lane)
     tuned-HASH/           the tuned lane: head/ and the projected token rows
     cache/                BM25 indexes and page head vectors, rebuilt when the catalog changes
+    writer.lock           the one-writer lock (writer.json: who holds it)
+    catalog.backup        the catalog as of the last finished write, for `docpress repair`
+
+Vector folders are generations: a compaction writes vectors-N/ (or compressed-N/, lanes/NAME-N/)
+and the catalog's state names the live one; dead ones go once no reader pins them (.pin).
 """
 
 from __future__ import annotations
@@ -14,15 +19,21 @@ from __future__ import annotations
 from pathlib import Path
 
 MANIFEST = "manifest.json"
+MANIFEST_BACKUP = "manifest.backup.json"
 CATALOG = "catalog.sqlite"
 RAW_FOLDER = "vectors"
 COMPRESSED_PREFIX = "compressed-"
 CODEC_FOLDER = "codec"
+CODEC_BACKUP = "codec.backup"
 LANES_FOLDER = "lanes"
 TUNED_PREFIX = "tuned-"
 TUNED_TMP_PREFIX = ".tuned-tmp-"
 HEAD_FOLDER = "head"
 CACHE_FOLDER = "cache"
+WRITER_LOCK = "writer.lock"
+WRITER_INFO = "writer.json"
+PIN_FILE = ".pin"
+CATALOG_BACKUP = "catalog.backup"
 # The catalog state key naming the vector folder search reads (RAW_FOLDER or compressed-N).
 VECTOR_FOLDER_KEY = "vectors_folder"
 
@@ -44,8 +55,26 @@ def compressed_folder(generation: int) -> str:
     return f"{COMPRESSED_PREFIX}{generation}"
 
 
-def lane_folder(index: Path, lane: str) -> Path:
-    return Path(index) / LANES_FOLDER / lane
+def raw_folder(generation: int) -> str:
+    """A bf16 folder written by a compaction (the first one is RAW_FOLDER)."""
+    return f"{RAW_FOLDER}-{generation}"
+
+
+def is_raw_folder(name: str) -> bool:
+    return name == RAW_FOLDER or name.startswith(RAW_FOLDER + "-")
+
+
+def lane_state_key(lane: str) -> str:
+    """The catalog state key naming an extra lane's live folder (relative to the index)."""
+    return f"lane_folder:{lane}"
+
+
+def default_lane_folder(lane: str) -> str:
+    return f"{LANES_FOLDER}/{lane}"
+
+
+def lane_generation_folder(lane: str, generation: int) -> str:
+    return f"{LANES_FOLDER}/{lane}-{generation}"
 
 
 def tuned_folder(head_hash: str) -> str:

@@ -8,8 +8,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from docpress.errors import IndexMismatchError
-from indexer.layout import MANIFEST
+from docpress.errors import CorruptIndexError, IndexMismatchError
+from indexer.layout import MANIFEST, MANIFEST_BACKUP
 
 FORMAT_VERSION = 1
 NONE = "none"  # the compression preset name of plain bf16 vectors
@@ -39,14 +39,28 @@ class Manifest:
     created_at: float = field(default_factory=time.time)
 
     def save(self, directory: Path) -> None:
-        path = Path(directory) / MANIFEST
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2, sort_keys=True))
-        os.replace(tmp, path)  # atomic: a reader never sees half a manifest
+        text = json.dumps(asdict(self), indent=2, sort_keys=True)
+        for name in (MANIFEST, MANIFEST_BACKUP):  # the copy is what `docpress repair` falls back on
+            path = Path(directory) / name
+            tmp = path.with_suffix(".tmp")
+            with open(tmp, "w") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)  # atomic: a reader never sees half a manifest
 
     @classmethod
     def load(cls, directory: Path) -> "Manifest":
-        data = json.loads((Path(directory) / MANIFEST).read_text())
+        path = Path(directory) / MANIFEST
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise CorruptIndexError(f"{path} is unreadable ({type(exc).__name__}); run "
+                                    f"`docpress repair --index {directory}`") from None
+        problem = schema_problem(data)
+        if problem:
+            raise CorruptIndexError(f"{path} is damaged ({problem}); run "
+                                    f"`docpress repair --index {directory}`")
         version = data.get("format_version")
         if version != FORMAT_VERSION:
             raise IndexMismatchError(
@@ -60,6 +74,30 @@ class Manifest:
         return {"encoder_id": self.encoder_id, "encoder_config": self.encoder_config,
                 "encoder_hash": self.encoder_hash, "encoder_options": self.encoder_options,
                 "dim": self.dim}
+
+
+# The fields a manifest must have, with their JSON types; the rest have defaults.
+REQUIRED = {"encoder_id": str, "encoder_config": dict, "encoder_hash": str, "dim": int,
+            "format_version": int}
+OPTIONAL = {"store": str, "compression": dict, "encoder_options": dict, "tuned": dict,
+            "fusion": dict, "lanes": dict, "created_at": (int, float)}
+
+
+def schema_problem(data) -> str | None:
+    """What is wrong with a parsed manifest's shape, or None."""
+    if not isinstance(data, dict):
+        return "not a JSON object"
+    for name, kind in REQUIRED.items():
+        if name not in data:
+            return f"no {name!r}"
+        if not isinstance(data[name], kind) or isinstance(data[name], bool):
+            return f"{name!r} is not a {kind.__name__}"
+    for name, kind in OPTIONAL.items():
+        if name in data and not isinstance(data[name], kind):
+            return f"{name!r} has the wrong type"
+    if data["dim"] <= 0:
+        return "'dim' is not positive"
+    return None
 
 
 def preset_name(compression: dict | None) -> str:

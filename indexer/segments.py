@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -73,9 +74,36 @@ def align_lengths(arrays: list[AppendOnlyArray]) -> int:
 def consecutive_locations(start: int, pool_start: int, counts: list[int],
                           pool_counts: list[int]) -> list[tuple[int, int, int, int]]:
     """(vec_start, vec_count, pool_start, pool_count) of pages appended one after another."""
-    out, t, p = [], start, pool_start
-    for n, m in zip(counts, pool_counts):
+    out, t, p = [], int(start), int(pool_start)
+    for n, m in zip(map(int, counts), map(int, pool_counts)):
         out.append((t, n, p, m))
         t += n
         p += m
     return out
+
+
+def rows_crc(arrays: list[AppendOnlyArray], start: int, count: int, crc: int = 0) -> int:
+    """CRC-32 of rows [start, start + count) of each array in turn (a torn or short file
+    gives fewer bytes, hence another value)."""
+    for arr in arrays:
+        if count > 0:
+            crc = zlib.crc32(np.ascontiguousarray(arr.view()[start:start + count]).tobytes(), crc)
+    return crc
+
+
+def copy_rows(src: list[AppendOnlyArray], dst: list[AppendOnlyArray], starts: np.ndarray,
+              counts: np.ndarray) -> int:
+    """Append rows [start, start + count) of each source file, for every (start, count) in
+    turn, to the matching destination file (one write per file); returns the first new row."""
+    starts, counts = np.asarray(starts, np.int64), np.asarray(counts, np.int64)
+    first = align_lengths(dst) if dst else 0
+    total = int(counts.sum())
+    if total:
+        # row indices of every range, concatenated: repeat each start, add 0..count-1
+        offsets = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+        index = np.repeat(starts, counts) + offsets
+    else:
+        index = np.zeros(0, np.int64)
+    for s, d in zip(src, dst):
+        d.append(np.asarray(s.view()[index]) if total else np.zeros((0, *d.row_shape), d.dtype))
+    return first

@@ -20,14 +20,22 @@ class Hit:
     doc_id: int = -1
     page_id: int = -1
     method: str = ""
+    # Other paths of identical files (indexed once), and whether no copy is on disk any more.
+    other_paths: list = field(default_factory=list)
+    missing: bool = False
 
     def image(self, dpi: int = 150):
         """The page rendered as a PIL image."""
+        from docpress.errors import PdfError
         from docpress.pdf.reader import render_page
 
+        if self.missing:
+            raise PdfError(self.path, "the file is gone from disk; `docpress ingest --sync FOLDER` "
+                                      "removes documents whose files are gone")
         return render_page(self.path, self.page, dpi=dpi)
 
     def as_dict(self) -> dict:
         return {"path": self.path, "page": self.page, "score": round(float(self.score), 6),
                 "snippet": self.snippet, "title": self.title, "text_source": self.text_source,
-                "metadata": self.metadata, "boxes": self.boxes, "method": self.method}
+                "metadata": self.metadata, "boxes": self.boxes, "method": self.method,
+                "other_paths": self.other_paths, "missing": self.missing}

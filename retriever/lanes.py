@@ -26,7 +26,7 @@ from docpress.tokens import token_weights
 from docpress.types import QueryVectors
 from indexer.catalog import Catalog, PageTable
 from indexer.head_files import head_bytes, read_head, weight_hash
-from indexer.layout import HEAD_FOLDER, lane_folder
+from indexer.layout import HEAD_FOLDER, default_lane_folder
 from indexer.manifest import Manifest
 from indexer.stores.base import Location, VectorStore
 from indexer.stores.bf16 import Bf16Store
@@ -125,8 +125,9 @@ def maxsim_weight(manifest: Manifest) -> float:
 
 
 def extra_lane(index_dir: Path, name: str, record: dict, main: Lane,
-               encoder: Encoder | None = None) -> Lane:
-    """An extra lane; its encoder shares the main encoder as its query tower where it can."""
+               encoder: Encoder | None = None, folder: str | None = None) -> Lane:
+    """An extra lane; its encoder shares the main encoder as its query tower where it can.
+    folder: its live store folder relative to the index (the catalog's state names it)."""
     if encoder is not None:
         check_encoder(record, encoder, f"lane {name!r}")
 
@@ -135,7 +136,8 @@ def extra_lane(index_dir: Path, name: str, record: dict, main: Lane,
         enc.share_query_tower(main.encoder)
         return enc
 
-    return Lane(name, record, Bf16Store(lane_folder(index_dir, name), int(record["dim"])), load,
+    store = Bf16Store(Path(index_dir) / (folder or default_lane_folder(name)), int(record["dim"]))
+    return Lane(name, record, store, load,
                 frozenset({"hybrid", "rrf"}), weight=LANE_WEIGHT, own_locations=True)
 
 
@@ -156,12 +158,15 @@ def tuned_lane(index_dir: Path, record: dict, main: Lane) -> Lane | None:
 
 def open_lanes(index_dir: Path, manifest: Manifest, store: VectorStore,
                main_encoder: Callable[[], Encoder],
-               extra_encoders: dict[str, Encoder] | None = None) -> list[Lane]:
-    """Every lane of an index: main first, then extra lanes by name, then the tuned lane."""
+               extra_encoders: dict[str, Encoder] | None = None,
+               lane_folders: dict[str, str] | None = None) -> list[Lane]:
+    """Every lane of an index: main first, then extra lanes by name, then the tuned lane.
+    lane_folders: each extra lane's live folder (default lanes/NAME)."""
     main = main_lane(manifest, store, main_encoder)
     lanes = [main]
     for name, record in sorted(manifest.lanes.items()):
-        lanes.append(extra_lane(index_dir, name, record, main, (extra_encoders or {}).get(name)))
+        lanes.append(extra_lane(index_dir, name, record, main, (extra_encoders or {}).get(name),
+                                (lane_folders or {}).get(name)))
     tuned = tuned_lane(index_dir, manifest.tuned, main)
     if tuned is not None:
         lanes.append(tuned)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from enum import Enum
 
 import numpy as np
@@ -79,6 +80,9 @@ class Searcher:
         self.main = lanes[0]
         self.cache = cache
         self.page_weights = page_weights(fusion)
+        # Pages whose scores came out NaN or +inf in the last search: only damaged rows give
+        # those, and the caller verifies them (a damaged page must not silently drop out).
+        self.suspects: set[int] = set()
 
     def search(self, queries: list[str], k: int = 10, method: str = DEFAULT_METHOD,
                path_glob: str | None = None, metadata: dict | None = None) -> list[list[Hit]]:
@@ -89,6 +93,7 @@ class Searcher:
             if not query_terms(query):
                 raise DocpressError(f"the query {query!r} has no words to search for (it is empty, "
                                     "punctuation or stopwords only); ask a question in words")
+        self.suspects = set()
         table = self.catalog.page_table(path_glob, metadata)
         if len(table) == 0:
             return [[] for _ in queries]
@@ -115,10 +120,21 @@ class Searcher:
     def dense(self, qv: QueryVectors, table: PageTable) -> np.ndarray:
         # The first window holds the page's title and opening lines: measured better than
         # the best of all windows (README).
-        return self.main.store.dense(qv.pooled, table)[:, 0]
+        return self._watch(self.main.store.dense(qv.pooled, table)[:, 0], table)
 
     def head(self, qv: QueryVectors, table: PageTable) -> np.ndarray:
-        return self.cache.head_vectors(table) @ qv.pooled
+        return self._watch(self.cache.head_vectors(table) @ qv.pooled, table)
+
+    def _maxsim(self, lane: Lane, qv: QueryVectors, table: PageTable) -> np.ndarray:
+        return self._watch(lane.maxsim(self.catalog, qv, table), table)
+
+    def _watch(self, scores: np.ndarray, table: PageTable) -> np.ndarray:
+        """Note the pages whose score is NaN or +inf (-inf is a page without windows)."""
+        with np.errstate(invalid="ignore"):
+            odd = np.isnan(scores) | np.isposinf(scores)
+        if odd.any():
+            self.suspects.update(int(p) for p in table.page_ids[odd])
+        return scores
 
     def documents(self, text: str, table: PageTable) -> np.ndarray:
         """Fused document-level score of each page's document; 0 when one document is searched."""
@@ -143,9 +159,9 @@ class Searcher:
             return self._fused(text, qv, table, k, by_lane, method)
         if method is Method.maxsim:
             lanes = lanes_for(self.lanes, method.value)
-            scores = lanes[0].maxsim(self.catalog, by_lane[lanes[0].name], table)
+            scores = self._maxsim(lanes[0], by_lane[lanes[0].name], table)
             for lane in lanes[1:]:
-                scores = scores + lane.maxsim(self.catalog, by_lane[lane.name], table)
+                scores = scores + self._maxsim(lane, by_lane[lane.name], table)
         elif method is Method.dense:
             scores = self.dense(qv, table)
         else:
@@ -169,7 +185,7 @@ class Searcher:
         final = first.copy()
         subset = table.subset(rows)
         for lane in lanes_for(self.lanes, method.value):
-            final[rows] += lane.weight * scale(lane.maxsim(self.catalog, by_lane[lane.name], subset))
+            final[rows] += lane.weight * scale(self._maxsim(lane, by_lane[lane.name], subset))
         order = candidates[np.argsort(-final[candidates], kind="stable")][:k]
         return order, final[order]
 
@@ -182,7 +198,12 @@ class Searcher:
             doc = docs.get(row.doc_id) or docs.setdefault(row.doc_id, self.catalog.document(row.doc_id))
             vectors = self.main.store.page_vectors(page_id, location_of(table, int(i)))
             text, boxes = snippet(row.text, vectors, qv.vectors)
-            hits.append(Hit(path=doc.path, page=row.number, score=float(score), snippet=text,
+            # An identical copy still on disk stands in for a file that is gone.
+            paths = [doc.path, *self.catalog.aliases(doc.id).get(doc.id, [])]
+            present = [p for p in paths if os.path.exists(p)]
+            path = present[0] if present else doc.path
+            hits.append(Hit(path=path, page=row.number, score=float(score), snippet=text,
                             title=doc.title, text_source=row.text_source, metadata=doc.metadata,
-                            boxes=boxes, doc_id=doc.id, page_id=page_id, method=method.value))
+                            boxes=boxes, doc_id=doc.id, page_id=page_id, method=method.value,
+                            other_paths=[p for p in paths if p != path], missing=not present))
         return hits

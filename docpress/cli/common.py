@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -21,6 +22,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JS
 CompressionOpt = Annotated[str, typer.Option(
     help="Vector compression: auto (bf16 until the index holds 1,000 pages, then balanced), "
          "none, balanced, compact or tiny (see `docpress compress`).")]
+NoWaitOpt = Annotated[bool, typer.Option(
+    "--no-wait", help="Fail at once (exit 1) if another process is writing the index, instead of waiting.")]
 MethodOpt = Annotated[str, typer.Option(
     "--method", "-m", help="Ranking: hybrid (default), rrf, maxsim, dense or bm25.")]
 
@@ -51,17 +54,31 @@ def parse_compression(text: str | None):
 
 
 def run(fn):
-    """Call fn, turning DocpressError into one line on stderr and exit code 1."""
+    """Call fn, turning DocpressError (and a damaged catalog's SQLite error) into one line on
+    stderr and exit code 1."""
     try:
         return fn()
     except DocpressError as exc:
         fail(str(exc))
+    except sqlite3.DatabaseError as exc:
+        fail(f"the index's catalog is damaged ({exc}); run `docpress repair`")
     except KeyboardInterrupt:
         err.print("interrupted: documents committed so far are kept")
         raise typer.Exit(code=130)
 
 
-def open_index(index: Path | None):
+def open_index(index: Path | None, no_wait: bool = False):
+    """Open the index for a command; as a writer it waits for another writer (saying so) or,
+    with no_wait, refuses."""
     from docpress.index import Index
 
-    return Index.open(index)
+    idx = Index.open(index)
+    idx.wait_for_writer = not no_wait
+    idx.on_wait = say_waiting(idx.directory)
+    return idx
+
+
+def say_waiting(directory: Path):
+    def on_wait(holder: str) -> None:
+        err.print(f"waiting: {holder} is writing the index at {directory} ...", highlight=False)
+    return on_wait

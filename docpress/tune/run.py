@@ -128,7 +128,13 @@ class _Split:
 
 
 def tune_index(index, options: TuneOptions | None = None, progress: ProgressFn | None = None) -> TuneReport:
-    """Train the index's tuned lane and install it; see the module docstring."""
+    """Train the index's tuned lane and install it; see the module docstring. A writer: it
+    holds the index's writer lock throughout (the pages it trains on stay as they are)."""
+    with index.writing():
+        return _tune_index(index, options, progress)
+
+
+def _tune_index(index, options: TuneOptions | None, progress: ProgressFn | None) -> TuneReport:
     options = options or TuneOptions()
     progress = progress or (lambda what, done, total: None)
     started = time.perf_counter()

@@ -14,6 +14,7 @@ import numpy as np
 
 from docpress.types import PageVectors
 from indexer.catalog import PageTable
+from indexer.segments import AppendOnlyArray, rows_crc
 
 # Pages read per batch where a store reads page vectors back in bulk (head vectors, fitting).
 READ_BATCH = 1024
@@ -35,12 +36,17 @@ class StoredPage:
 
 @dataclass
 class Location:
-    """Where a store put a page's vectors (rows in the embedded stores; unused by servers)."""
+    """Where a store put a page's vectors (rows in the embedded stores; unused by servers).
+
+    crc: CRC-32 of the page's rows in every file of the store (None: the store keeps none, or
+    the page was written before checksums were recorded); the catalog keeps it with the rows.
+    """
 
     vec_start: int = -1
     vec_count: int = 0
     pool_start: int = -1
     pool_count: int = 0
+    crc: int | None = None
 
 
 @dataclass(frozen=True)
@@ -155,6 +161,34 @@ class VectorStore(ABC):
     def nbytes(self) -> int:
         """Bytes this store uses on disk (0 where it cannot tell)."""
         return 0
+
+    # -- integrity (embedded stores: files of rows addressed by the catalog) -------------
+    def row_files(self) -> list[AppendOnlyArray]:
+        """Files with one row per token vector (indexed by vec_start); [] for a server."""
+        return []
+
+    def pool_files(self) -> list[AppendOnlyArray]:
+        """Files with one row per pooled window (indexed by pool_start)."""
+        return []
+
+    def checksum(self, location: Location) -> int | None:
+        """CRC-32 of a page's rows as they are on disk now (None: the store keeps no files)."""
+        rows = self.row_files()
+        if not rows:
+            return None
+        crc = rows_crc(rows, location.vec_start, location.vec_count)
+        return rows_crc(self.pool_files(), location.pool_start, location.pool_count, crc)
+
+    def _stamp(self, locations: list[Location]) -> list[Location]:
+        """Record each new page's checksum in its Location (stores call it at the end of add)."""
+        for loc in locations:
+            loc.crc = self.checksum(loc)
+        return locations
+
+    def rewrite(self, directory, pages: PageTable) -> tuple["VectorStore", dict[int, Location]]:
+        """Copy the given pages' rows, and only them, into a new store of the same kind and
+        codec at `directory` (compaction); returns it and each page's new Location."""
+        raise NotImplementedError(f"the {self.name} store has no rows to compact")
 
     def close(self) -> None:
         pass

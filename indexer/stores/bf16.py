@@ -10,8 +10,9 @@ import torch
 from docpress.maxsim import bf16_tensor, to_bf16_bits, token_maxsim
 from docpress.types import PageVectors
 from indexer.catalog import PageTable
-from indexer.segments import AppendOnlyArray, align_lengths, consecutive_locations
-from indexer.stores.base import Capabilities, Location, StoredPage, VectorStore, normalize_rows
+from indexer.locks import FolderPin
+from indexer.segments import AppendOnlyArray, align_lengths, consecutive_locations, copy_rows
+from indexer.stores.base import READ_BATCH, Capabilities, Location, StoredPage, VectorStore, normalize_rows
 
 
 class Bf16Store(VectorStore):
@@ -32,6 +33,7 @@ class Bf16Store(VectorStore):
         self.boxes = AppendOnlyArray(self.dir / "boxes.f16", (4,), "float16")
         self.words = AppendOnlyArray(self.dir / "words.i32", (1,), "int32")
         self.pooled = AppendOnlyArray(self.dir / "pooled.bf16", (dim,), "int16")
+        self._pin = FolderPin(self.dir)
 
     def add(self, pages: list[StoredPage]) -> list[Location]:
         if not pages:
@@ -45,8 +47,8 @@ class Bf16Store(VectorStore):
                                  if sum(len(v) for v in vectors) else np.zeros((0, 1), np.int32))
         assert tok == box == word == start, "vector files out of step"
         pool = self.pooled.append(to_bf16_bits(_cat([v.pooled for v in vectors], self.dim)))
-        return [Location(*loc) for loc in consecutive_locations(
-            tok, pool, [len(v.vectors) for v in vectors], [len(v.pooled) for v in vectors])]
+        return self._stamp([Location(*loc) for loc in consecutive_locations(
+            tok, pool, [len(v.vectors) for v in vectors], [len(v.pooled) for v in vectors])])
 
     def remove(self, page_ids: list[int]) -> None:
         # Rows of removed pages stay in the files until a compaction; the catalog no longer
@@ -98,6 +100,27 @@ class Bf16Store(VectorStore):
 
     def nbytes(self) -> int:
         return sum(a.nbytes() for a in (self.tokens, self.boxes, self.words, self.pooled))
+
+    def row_files(self) -> list[AppendOnlyArray]:
+        return [self.tokens, self.boxes, self.words]
+
+    def pool_files(self) -> list[AppendOnlyArray]:
+        return [self.pooled]
+
+    def rewrite(self, directory: Path, pages: PageTable) -> tuple["Bf16Store", dict[int, Location]]:
+        new = Bf16Store(directory, self.dim)
+        locations: dict[int, Location] = {}
+        for lo in range(0, len(pages), READ_BATCH):  # rows copied as bytes: checksums carry over
+            batch = pages.subset(slice(lo, lo + READ_BATCH))
+            tok = copy_rows(self.row_files(), new.row_files(), batch.vec_start, batch.vec_count)
+            pool = copy_rows(self.pool_files(), new.pool_files(), batch.pool_start, batch.pool_count)
+            locs = new._stamp([Location(*loc) for loc in consecutive_locations(
+                tok, pool, list(batch.vec_count), list(batch.pool_count))])
+            locations.update(zip((int(p) for p in batch.page_ids), locs))
+        return new, locations
+
+    def close(self) -> None:
+        self._pin.close()
 
 
 def _cat(arrays: list[np.ndarray], width: int) -> np.ndarray:

@@ -23,9 +23,10 @@ from docpress.errors import DocpressError, IndexMismatchError
 from docpress.maxsim import segment_max
 from docpress.types import PageVectors
 from indexer.catalog import PageTable
-from indexer.layout import CODEC_FOLDER
-from indexer.segments import AppendOnlyArray, align_lengths, consecutive_locations
-from indexer.stores.base import Capabilities, Location, StoredPage, VectorStore
+from indexer.layout import CODEC_BACKUP, CODEC_FOLDER
+from indexer.locks import FolderPin
+from indexer.segments import AppendOnlyArray, align_lengths, consecutive_locations, copy_rows
+from indexer.stores.base import READ_BATCH, Capabilities, Location, StoredPage, VectorStore
 
 # Rows scored per block: bounds the (rows, n_query_tokens) score block to some tens of MB.
 CHUNK_ROWS = 1 << 17
@@ -66,6 +67,7 @@ class CompressedStore(VectorStore):
                 compressor.check_config(expected)
             self.dir.mkdir(parents=True, exist_ok=True)
             compressor.save(codec)
+            compressor.save(self.dir / CODEC_BACKUP)  # a damaged codec is restored from it
         self.compressor = compressor
         self.rerank = compressor.rerank if rerank is None else int(rerank)
         self.dim = compressor.dim
@@ -81,6 +83,7 @@ class CompressedStore(VectorStore):
         self.pooled = AppendOnlyArray(self.dir / "pooled.u8", (compressor.pooled_bytes,), "uint8")
         self._frame_map: dict[int, np.ndarray] = {}
         self._frame_rows = 0
+        self._pin = FolderPin(self.dir)
 
     # -- writing ------------------------------------------------------------------------
     def add(self, pages: list[StoredPage]) -> list[Location]:
@@ -120,8 +123,8 @@ class CompressedStore(VectorStore):
         pooled = [p.pooled for p in pages if len(p.pooled)]
         pool = self.pooled.append(np.concatenate(pooled) if pooled else
                                   np.zeros((0, self.compressor.pooled_bytes), np.uint8))
-        return [Location(*loc) for loc in consecutive_locations(
-            tok, pool, [len(p) for p in pages], [len(p.pooled) for p in pages])]
+        return self._stamp([Location(*loc) for loc in consecutive_locations(
+            tok, pool, [len(p) for p in pages], [len(p.pooled) for p in pages])])
 
     def remove(self, page_ids: list[int]) -> None:
         # As in the bf16 store: rows stay until a compaction; the catalog no longer points at them.
@@ -215,6 +218,35 @@ class CompressedStore(VectorStore):
     def page_vectors(self, page_id: int, location: Location) -> PageVectors:
         """The page's vectors decoded back into the encoder's space (approximate: compressed)."""
         return self.compressor.decode_page(self.compressed_page(location))
+
+    def row_files(self) -> list[AppendOnlyArray]:
+        return [self.codes, self.boxes, self.words]
+
+    def pool_files(self) -> list[AppendOnlyArray]:
+        return [self.pooled]
+
+    def rewrite(self, directory: Path, pages: PageTable) -> tuple["CompressedStore", dict[int, Location]]:
+        # Codes, boxes and words are copied as bytes (decoding and coding again would not give
+        # them back for every quantizer), so checksums carry over; the codec goes along.
+        new = CompressedStore(directory, self.compressor)
+        locations: dict[int, Location] = {}
+        for lo in range(0, len(pages), READ_BATCH):
+            batch = pages.subset(slice(lo, lo + READ_BATCH))
+            tok = copy_rows(self.row_files(), new.row_files(), batch.vec_start, batch.vec_count)
+            pool = copy_rows(self.pool_files(), new.pool_files(), batch.pool_start, batch.pool_count)
+            if self.frames is not None:  # each page's frame, keyed by its new first row
+                firsts = tok + np.cumsum(batch.vec_count) - batch.vec_count
+                frames = [[first, *self._frame(int(s))] for first, s, n in
+                          zip(firsts, batch.vec_start, batch.vec_count) if n]
+                if frames:
+                    new.frames.append(np.asarray(frames, np.float64))
+            locs = new._stamp([Location(*loc) for loc in consecutive_locations(
+                tok, pool, list(batch.vec_count), list(batch.pool_count))])
+            locations.update(zip((int(p) for p in batch.page_ids), locs))
+        return new, locations
+
+    def close(self) -> None:
+        self._pin.close()
 
     def _frame(self, vec_start: int) -> np.ndarray:
         if len(self.frames) != self._frame_rows:

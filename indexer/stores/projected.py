@@ -24,11 +24,13 @@ from docpress.maxsim import bf16_tensor, to_bf16_bits, token_maxsim
 from docpress.types import PageVectors
 from indexer.catalog import PageTable
 from indexer.layout import RAW_FOLDER
+from indexer.locks import FolderPin
 from indexer.segments import AppendOnlyArray
 from indexer.stores.base import Capabilities, Location, StoredPage, VectorStore
 
 TOKENS = "tokens.bf16"
-SOURCE = "source.json"  # which base folder the rows were projected from
+ROWS_PREFIX = "rows-"  # rows-BASEFOLDER/: the rows projected from that base folder
+LEGACY_SOURCE = "source.json"  # older layout: rows in the tuned folder, their base named here
 # Base rows projected per chunk: 256k x 384 float32 in, 256k x 128 out, ~0.5 GB at the peak.
 PROJECT_ROWS = 1 << 18
 
@@ -54,26 +56,33 @@ class ProjectedStore(VectorStore):
         if self.weight.shape[1] != base.dim:
             raise ValueError(f"the map takes {self.weight.shape[1]}-d rows, the store holds {base.dim}-d")
         self.dim = self.weight.shape[0]
-        self.tokens = AppendOnlyArray(self.dir / TOKENS, (self.dim,), "int16")
-        self._check_source()
+        # One folder of rows per base folder: rows projected from another generation of the
+        # base (before a compression or compaction) are never read against this one, and a
+        # reader still on the old generation keeps its own rows until it lets go.
+        self.rows_dir = self.dir / f"{ROWS_PREFIX}{base.dir.name}"
+        self.rows_dir.mkdir(parents=True, exist_ok=True)
+        self._adopt_legacy_rows()
+        self.tokens = AppendOnlyArray(self.rows_dir / TOKENS, (self.dim,), "int16")
+        self._pin = FolderPin(self.rows_dir)
 
-    def _check_source(self) -> None:
-        """Rows projected from another base (the index was re-coded since) are dropped, to be
-        projected again from this one: derived data, never read against the wrong rows."""
-        source = {"base": self.base.dir.name}
-        path = self.dir / SOURCE
-        try:
-            recorded = json.loads(path.read_text())
-        except (OSError, ValueError):
-            # rows written before sources were recorded came from the raw bf16 rows
-            recorded = {"base": RAW_FOLDER} if (self.dir / TOKENS).exists() else None
-        if recorded == source:
+    def _adopt_legacy_rows(self) -> None:
+        """Rows written straight into the tuned folder by an older docpress (source.json names
+        their base; none: the raw bf16 rows) move into their rows folder, or go if stale."""
+        legacy = self.dir / TOKENS
+        if not legacy.exists():
             return
         with self._lock():
-            if (self.dir / TOKENS).exists():
-                os.truncate(self.dir / TOKENS, 0)
-            self.dir.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(source))
+            if not legacy.exists():
+                return
+            try:
+                base = json.loads((self.dir / LEGACY_SOURCE).read_text())["base"]
+            except (OSError, ValueError, KeyError, TypeError):
+                base = RAW_FOLDER
+            if base == self.base.dir.name and not (self.rows_dir / TOKENS).exists():
+                os.replace(legacy, self.rows_dir / TOKENS)
+            else:
+                legacy.unlink()
+            (self.dir / LEGACY_SOURCE).unlink(missing_ok=True)
 
     def project(self, rows: np.ndarray) -> np.ndarray:
         """(n, base.dim) float32 -> (n, dim) float32 unit rows (zero rows stay zero)."""
@@ -93,8 +102,8 @@ class ProjectedStore(VectorStore):
 
     @contextmanager
     def _lock(self):
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with open(self.dir / "catch-up.lock", "w") as lock:
+        self.rows_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.rows_dir / "catch-up.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 yield
@@ -102,7 +111,7 @@ class ProjectedStore(VectorStore):
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _append_missing(self, progress: ProgressFn | None) -> int:
-        path = self.dir / TOKENS
+        path = self.rows_dir / TOKENS
         if path.exists() and path.stat().st_size % self.tokens.row_bytes:
             os.truncate(path, len(self.tokens) * self.tokens.row_bytes)  # a torn append: whole rows only
         done, total = len(self.tokens), self.base.n_rows()
@@ -144,3 +153,6 @@ class ProjectedStore(VectorStore):
 
     def nbytes(self) -> int:
         return self.tokens.nbytes()
+
+    def close(self) -> None:
+        self._pin.close()

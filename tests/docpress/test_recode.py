@@ -145,6 +145,9 @@ def test_crash_after_the_commit_repairs_the_manifest(tmp_path, encoder):
     again = Index.open(tmp_path / "copy", encoder=encoder)
     assert again.compression == "balanced"
     assert [h.score for h in again.search("descaling the coffee machine", k=3)] == pytest.approx(scores)
+    # readers never write the manifest; the next writer saves the corrected record
+    assert json.loads((tmp_path / "copy" / "manifest.json").read_text()) == json.loads(old_manifest)
+    again.remove("no-such-file.pdf")
     assert json.loads((tmp_path / "copy" / "manifest.json").read_text())["compression"]["preset"] == "balanced"
     again.close()
 

@@ -292,7 +292,7 @@ def test_cli_tune_refuses_empty_and_qdrant_indexes_in_one_line(tmp_path, encoder
 def test_compression_keeps_the_tuned_lane_projected_from_the_codes(tuned, encoder, tmp_path, monkeypatch):
     import docpress.recode as ic
     from docpress import Index
-    from indexer.stores.projected import SOURCE
+    from indexer.stores.projected import ROWS_PREFIX
 
     folder = _copy(tuned[0], tmp_path)
     queries = ["which bakery sells rye loaves", "electric locomotives bought this spring"]
@@ -306,7 +306,7 @@ def test_compression_keeps_the_tuned_lane_projected_from_the_codes(tuned, encode
         lane = index.tuned
         assert lane is not None and lane.store.base is index.store
         assert len(lane.store.tokens) == index.store.n_rows()  # every coded row projected again
-        assert json.loads((lane.directory / SOURCE).read_text()) == {"base": index.store.dir.name}
+        assert lane.store.rows_dir.name == ROWS_PREFIX + index.store.dir.name
         hits = index.search("when does the last ferry leave", k=1, method="maxsim")
         assert Path(hits[0].path).name == "extra.pdf"
         after = _maxsim_scores(index, queries)
@@ -323,16 +323,34 @@ def test_compression_keeps_the_tuned_lane_projected_from_the_codes(tuned, encode
         assert index.tuned is not None and _maxsim_scores(index, queries) == after
 
 
-def test_rows_projected_from_another_base_are_projected_again(tuned, encoder, tmp_path):
+def test_rows_projected_from_another_base_are_never_read(tuned, encoder, tmp_path):
     from docpress import Index
-    from indexer.stores.projected import SOURCE
+    from indexer.stores.projected import ROWS_PREFIX, TOKENS
 
     folder = _copy(tuned[0], tmp_path)
     with Index.open(folder, encoder=encoder) as index:
-        lane_dir, rows = index.tuned.directory, len(index.tuned.store.tokens)
+        rows_dir, rows = index.tuned.store.rows_dir, len(index.tuned.store.tokens)
         first = _maxsim_scores(index, ["telescope survey"])
-    (lane_dir / SOURCE).write_text(json.dumps({"base": "compressed-999"}))  # as if left by a re-code
+    # as if the rows had been projected from another generation of the base folder
+    rows_dir.rename(rows_dir.with_name(ROWS_PREFIX + "compressed-999"))
     with Index.open(folder, encoder=encoder) as index:
-        assert len(index.tuned.store.tokens) == 0  # stale rows dropped on open, never read
+        assert len(index.tuned.store.tokens) == 0  # this base's rows start empty, never borrowed
         assert _maxsim_scores(index, ["telescope survey"]) == first  # projected again on demand
         assert len(index.tuned.store.tokens) == rows
+
+
+def test_rows_of_the_older_layout_are_adopted(tuned, encoder, tmp_path):
+    from docpress import Index
+    from indexer.stores.projected import LEGACY_SOURCE, TOKENS
+
+    folder = _copy(tuned[0], tmp_path)
+    with Index.open(folder, encoder=encoder) as index:
+        rows_dir, rows = index.tuned.store.rows_dir, len(index.tuned.store.tokens)
+        base = index.store.dir.name
+        first = _maxsim_scores(index, ["telescope survey"])
+    (rows_dir / TOKENS).rename(rows_dir.parent / TOKENS)  # where older versions kept them
+    (rows_dir.parent / LEGACY_SOURCE).write_text(json.dumps({"base": base}))
+    with Index.open(folder, encoder=encoder) as index:
+        assert len(index.tuned.store.tokens) == rows  # moved, not projected again
+        assert not (rows_dir.parent / TOKENS).exists()
+        assert _maxsim_scores(index, ["telescope survey"]) == first
