@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import threading
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from retriever.lexical import TERMS_VERSION, TOKEN_PATTERN, normalize
+
+
+def replace_folder(target: Path, write: Callable[[Path], object]) -> None:
+    """Write a cache folder aside and swap it in with renames: readers of the old one (other
+    processes share the index) never see it half written."""
+    tag = f"{os.getpid()}-{threading.get_ident()}"
+    tmp, old = target.with_name(f"{target.name}.tmp-{tag}"), target.with_name(f"{target.name}.old-{tag}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    write(tmp)
+    if target.exists():
+        os.replace(target, old)
+    os.replace(tmp, target)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _stemmer():
@@ -50,20 +66,20 @@ class Bm25Index:
         """Reuse the cached index when the catalog has not changed since it was built."""
         import bm25s
 
-        stamp = cache / "stamp.json"
         wanted = {"generation": generation, "terms": TERMS_VERSION}
-        if stamp.exists() and json.loads(stamp.read_text()) == wanted:
-            retriever = bm25s.BM25.load(str(cache / "bm25"), load_corpus=False)
-            return cls(np.load(cache / "keys.npy"), retriever, _stemmer())
+        try:
+            if json.loads((cache / "stamp.json").read_text()) == wanted:
+                retriever = bm25s.BM25.load(str(cache / "bm25"), load_corpus=False)
+                return cls(np.load(cache / "keys.npy"), retriever, _stemmer())
+        except Exception:  # noqa: BLE001 - missing, damaged or being replaced: derived data, rebuilt
+            pass
         keys, texts = corpus()
         index = cls.build(keys, texts)
         if len(keys):
             try:
-                shutil.rmtree(cache, ignore_errors=True)
-                cache.mkdir(parents=True, exist_ok=True)
-                index.retriever.save(str(cache / "bm25"))
-                np.save(cache / "keys.npy", index.keys)
-                stamp.write_text(json.dumps(wanted))
+                replace_folder(cache, lambda tmp: (index.retriever.save(str(tmp / "bm25")),
+                                                   np.save(tmp / "keys.npy", index.keys),
+                                                   (tmp / "stamp.json").write_text(json.dumps(wanted))))
             except OSError:  # a read-only index still searches; it just rebuilds next time
                 pass
         return index

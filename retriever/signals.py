@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -64,15 +66,19 @@ class SignalCache:
         """(n_pages, dim) head vectors aligned with `table` (a subset of the live pages)."""
         def build(generation: int):
             path = cache_folder(self.directory) / "heads.npz"
-            if path.exists():
-                saved = np.load(path)
-                if int(saved["generation"]) == generation:
-                    return saved["page_ids"], saved["heads"]
+            try:
+                with np.load(path) as saved:
+                    if int(saved["generation"]) == generation:
+                        return saved["page_ids"], saved["heads"]
+            except Exception:  # noqa: BLE001 - missing or damaged: derived data, rebuilt
+                pass
             everything = self.catalog.page_table()
             heads = self.store.head_vectors(everything, HEAD_TOKENS).astype(np.float16)
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                np.savez(path, generation=generation, page_ids=everything.page_ids, heads=heads)
+                tmp = path.with_name(f"heads.tmp-{os.getpid()}-{threading.get_ident()}.npz")
+                np.savez(tmp, generation=generation, page_ids=everything.page_ids, heads=heads)
+                os.replace(tmp, path)  # whole or not at all, for the other readers
             except OSError:
                 pass
             return everything.page_ids, heads

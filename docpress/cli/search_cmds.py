@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from docpress.cli.common import IndexOpt, JsonOpt, MethodOpt, open_index, out, parse_meta, run
+from docpress.cli.common import IndexOpt, JsonOpt, MethodOpt, err, open_index, out, parse_meta, run
 
 
 def search(
@@ -26,6 +26,10 @@ def search(
     idx = run(lambda: open_index(index))
     hits = run(lambda: idx.search(query, k=k, method=method, path=doc, metadata=metadata or None))
     idx.close()
+    gone = sum(hit.missing for hit in hits)
+    if gone:  # once per search, on stderr: the JSON and the table stay as they are
+        err.print(f"warning: the files of {gone} of these hits are gone from disk; "
+                  "`docpress ingest --sync FOLDER` removes them from the index", highlight=False, soft_wrap=True)
     if as_json:
         print(json.dumps({"query": query, "method": method, "hits": [h.as_dict() for h in hits]},
                          indent=2, ensure_ascii=False))
@@ -38,7 +42,8 @@ def search(
         table.add_column(name, overflow="fold")
     for rank, hit in enumerate(hits, 1):
         source = "" if hit.text_source == "pdf" else f" ({hit.text_source})"
-        table.add_row(str(rank), Path(hit.path).name, str(hit.page + 1), f"{hit.score:.3f}",
+        table.add_row(str(rank), Path(hit.path).name + (" (file gone)" if hit.missing else ""),
+                      str(hit.page + 1), f"{hit.score:.3f}",
                       hit.snippet + source)
     out.print(table)
     out.print("pages are 1-based here; --json gives 0-based page numbers", style="dim")

@@ -259,6 +259,8 @@ def test_sync_removes_documents_whose_files_are_gone(pristine, tmp_path, encoder
 
         with pytest.raises(PdfError, match="gone from disk"):
             hit.image()
+    searched = _invoke("search", QUESTIONS["volcanoes"], "--index", str(ix), "-k", "1")
+    assert searched.exit_code == 0 and "(file gone)" in searched.stdout and "--sync" in searched.stderr
     result = _invoke("ingest", str(docs), "--sync", "--index", str(ix), "--json")
     assert result.exit_code == 0 and [Path(p).name for p in json.loads(result.stdout)["removed"]] == ["volcanoes.pdf"]
     with Index.open(ix, encoder=encoder) as index:
