@@ -27,6 +27,7 @@ from indexer.factory import LOCAL, open_store
 from indexer.integrity import CheckReport, Problem, check_lengths, deep_check, verify_pages
 from indexer.layout import (
     CATALOG_BACKUP,
+    MANIFEST_BACKUP,
     VECTOR_FOLDER_KEY,
     catalog_files,
     catalog_path,
@@ -51,6 +52,13 @@ def _normalize_store(store: str, directory: Path) -> str:
     if store.startswith(prefix) and not store[len(prefix):].startswith("/"):
         return prefix + str((directory / store[len(prefix):]).resolve())
     return store
+
+
+def _refuse_lost_manifest(directory: Path) -> None:
+    """A folder that was an index (its manifest's copy is there) is not a new one."""
+    if (directory / MANIFEST_BACKUP).exists():
+        raise CorruptIndexError(f"{manifest_path(directory)} is missing; run `docpress repair "
+                                f"--index {directory}`")
 
 
 class Index:
@@ -176,6 +184,8 @@ class Index:
         and hybrid search fuses their MaxSim (embedded store only).
         """
         directory = Path(directory or default_index_path())
+        if not manifest_path(directory).exists():
+            _refuse_lost_manifest(directory)
         enc = encoder if isinstance(encoder, Encoder) else load_encoder(encoder, **encoder_options)
         if manifest_path(directory).exists():
             if not exist_ok:
@@ -206,6 +216,7 @@ class Index:
         """Open an existing index; refuses one built with another encoder or format."""
         directory = Path(directory or default_index_path())
         if not manifest_path(directory).exists():
+            _refuse_lost_manifest(directory)
             raise IndexNotFoundError(f"no docpress index at {directory}; create one with "
                                      "`docpress ingest PDFS --index DIR`")
         manifest = Manifest.load(directory)
