@@ -433,6 +433,22 @@ class Index:
             self._verify({hit.page_id for hits in results for hit in hits} | self.searcher.suspects)
         return results
 
+    def page_hit(self, page_id: int, query: str):
+        """The page `page_id` as a Hit for `query` (to draw where the query matched on it), or
+        None when the index has no such page or the query no words."""
+        with self.reading(), np.errstate(all="ignore"):
+            hit = self.searcher.page_hit(int(page_id), query)
+            if hit is not None:
+                self._verify({hit.page_id})
+        return hit
+
+    def page_file(self, page_id: int) -> tuple[str, int] | None:
+        """(the document's path, page number) of an indexed page, or None."""
+        with self.reading():
+            row = self.catalog.page(int(page_id))
+            doc = self.catalog.document(row.doc_id) if row else None
+        return (doc.path, row.number) if doc else None
+
     def _verify(self, page_ids: set[int]) -> None:
         """The returned pages' rows still match their checksums (a damaged file never gives a
         silently wrong answer); each page is verified once per process and generation."""

@@ -12,6 +12,7 @@ from docpress.types import QueryVectors
 from indexer.catalog import Catalog, PageTable
 from indexer.stores.base import location_of
 from retriever.fusion import reciprocal_ranks, standardize, weighted_sum
+from retriever.highlight import match_regions
 from retriever.hits import Hit
 from retriever.lanes import Lane, lanes_for
 from retriever.lexical import query_terms
@@ -107,6 +108,17 @@ class Searcher:
             results.append(self._hits(table, rows, scores, qv, method))
         return results
 
+    def page_hit(self, page_id: int, query: str) -> Hit | None:
+        """One page as a hit for `query` (its regions and heat), whatever its rank; None when
+        the page is not in the index. Its score is the page's MaxSim on the main lane."""
+        table = self.catalog.page_table()
+        rows = np.flatnonzero(table.page_ids == page_id)
+        if not len(rows) or not query_terms(query):
+            return None
+        qv = self.main.encoder.encode_queries([query])[0]
+        score = self.main.maxsim(self.catalog, qv, table.subset(rows))
+        return self._hits(table, rows, score, qv, Method.maxsim)[0]
+
     @staticmethod
     def _encode(queries: list[str], lanes: list[Lane]) -> dict[int, list[QueryVectors]]:
         """The queries encoded once by each distinct encoder the lanes use."""
@@ -198,6 +210,7 @@ class Searcher:
             doc = docs.get(row.doc_id) or docs.setdefault(row.doc_id, self.catalog.document(row.doc_id))
             vectors = self.main.store.page_vectors(page_id, location_of(table, int(i)))
             text, boxes = snippet(row.text, vectors, qv.vectors)
+            regions, heat = match_regions(qv.vectors, qv.tokens, vectors.vectors, vectors.boxes)
             # An identical copy still on disk stands in for a file that is gone.
             paths = [doc.path, *self.catalog.aliases(doc.id).get(doc.id, [])]
             present = [p for p in paths if os.path.exists(p)]
@@ -205,5 +218,6 @@ class Searcher:
             hits.append(Hit(path=path, page=row.number, score=float(score), snippet=text,
                             title=doc.title, text_source=row.text_source, metadata=doc.metadata,
                             boxes=boxes, doc_id=doc.id, page_id=page_id, method=method.value,
-                            other_paths=[p for p in paths if p != path], missing=not present))
+                            other_paths=[p for p in paths if p != path], missing=not present,
+                            text=row.text, regions=regions, heat=heat, page_size=(row.width, row.height)))
         return hits

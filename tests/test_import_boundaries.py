@@ -19,7 +19,8 @@ for line in sys.stdin:
         code = 0
     except SystemExit as exc:
         code = exc.code or 0
-    print(json.dumps({"code": code, "modules": sorted(m for m in sys.modules if m.startswith("docpress"))}))
+    print(json.dumps({"code": code, "modules": sorted(m for m in sys.modules if m.startswith("docpress")),
+                      "heavy": [m for m in ("torch", "transformers") if m in sys.modules]}))
 """
 
 
@@ -48,3 +49,13 @@ def test_everyday_commands_load_no_training_code_until_tune_does(topic_index, tm
     assert "docpress.encoders.text" not in results[1]["modules"]  # info loads no model
     assert "docpress.encoders.text" in results[2]["modules"]  # search really searched
     assert _training(results[4]["modules"])  # the probe sees training code once it is loaded
+
+
+def test_fast_commands_import_no_torch_or_transformers(topic_index):
+    index = ["--index", str(topic_index.directory)]
+    commands = [["--help"], ["--version"], ["ls", *index], ["info", *index, "--json"],
+                ["rm", "no-such-file.pdf", *index], ["check", *index]]
+    results = _run(commands)
+    assert [r["code"] for r in results] == [0, 0, 0, 0, 1, 0]
+    for command, result in zip(commands, results):
+        assert result["heavy"] == [], command

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 from typing import Annotated, Optional
@@ -12,8 +13,12 @@ from rich.console import Console
 
 from docpress.errors import DocpressError
 
-out = Console()
-err = Console(stderr=True)
+# Lines (summaries, errors) never wrap: a script reads one line per result. Tables fit the
+# terminal; piped, they take $COLUMNS or 160 columns instead of rich's 80.
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+if not out.is_terminal and "COLUMNS" not in os.environ:
+    out.width = 160
 
 IndexOpt = Annotated[Optional[Path], typer.Option(
     "--index", "-i", help="Index folder [default: $DOCPRESS_INDEX or ./.docpress].",

@@ -19,6 +19,8 @@ def search(
     doc: Annotated[Optional[str], typer.Option(help="Only documents whose path or name matches this glob.")] = None,
     meta: Annotated[Optional[list[str]], typer.Option("--meta", help="Only documents with KEY=VALUE.")] = None,
     index: IndexOpt = None,
+    html: Annotated[Optional[Path], typer.Option(
+        "--html", help="Also write a self-contained HTML page of the results (highlighted thumbnails).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Find the pages that best answer a question."""
@@ -26,6 +28,11 @@ def search(
     idx = run(lambda: open_index(index))
     hits = run(lambda: idx.search(query, k=k, method=method, path=doc, metadata=metadata or None))
     idx.close()
+    if html is not None:
+        from docpress.cli.html import write_results_page
+
+        run(lambda: write_results_page(html, query, hits))
+        err.print(f"wrote {html}", highlight=False)
     gone = sum(hit.missing for hit in hits)
     if gone:  # once per search, on stderr: the JSON and the table stay as they are
         err.print(f"warning: the files of {gone} of these hits are gone from disk; "
@@ -47,6 +54,29 @@ def search(
                       hit.snippet + source)
     out.print(table)
     out.print("pages are 1-based here; --json gives 0-based page numbers", style="dim")
+
+
+def show(
+    query: Annotated[str, typer.Argument(help="The question, in plain words.")],
+    k: Annotated[int, typer.Option("--k", "-k", help="Number of pages to draw.")] = 3,
+    method: MethodOpt = "hybrid",
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the PNG files.")] = Path("docpress-show"),
+    dpi: Annotated[int, typer.Option(help="Resolution of the pictures.")] = 110,
+    index: IndexOpt = None,
+) -> None:
+    """Draw where the question matched on each of the best pages: one PNG per hit (paths printed)."""
+    idx = run(lambda: open_index(index))
+    hits = run(lambda: idx.search(query, k=k, method=method))
+    idx.close()
+    if not hits:
+        out.print("no pages match")
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for rank, hit in enumerate(hits, 1):
+        target = out_dir / f"{rank:02d}-{Path(hit.path).stem[:40]}-p{hit.page + 1}.png"
+        image = run(lambda hit=hit: hit.highlight(dpi=dpi))
+        image.save(target)
+        out.print(str(target), highlight=False)
 
 
 def evaluate(

@@ -20,9 +20,11 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 import numpy as np
-import torch
 
 from docpress.errors import DocpressError
+
+# torch is imported inside the functions that use it: opening an index to list or remove
+# documents loads no torch.
 
 # Rows handled per block inside encode (bounds temporary (rows, m, 256) distance tensors).
 ENCODE_BLOCK = 8192
@@ -30,6 +32,7 @@ ENCODE_BLOCK = 8192
 
 def as_tensor(x: np.ndarray) -> torch.Tensor:
     """A tensor sharing memory with an array (a read-only memmap is fine: it is only read)."""
+    import torch
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         return torch.from_numpy(np.asarray(x))
@@ -38,6 +41,7 @@ def as_tensor(x: np.ndarray) -> torch.Tensor:
 def lut_scores(codes: np.ndarray, lut: torch.Tensor) -> np.ndarray:
     """Sum of table lookups: codes (rows, m) uint8, lut (m * 256, n_query) float32 ->
     (rows, n_query) float32 with out[r, j] = sum_i lut[i * 256 + codes[r, i], j]."""
+    import torch
     m = codes.shape[1]
     idx = as_tensor(codes).to(torch.int32)
     idx += torch.arange(m, dtype=torch.int32) * 256
@@ -175,11 +179,13 @@ class HalfQuantizer(Quantizer):
         return 2 * self.dim
 
     def _encode(self, x: np.ndarray) -> np.ndarray:
+        import torch
         if self.kind == "fp16":
             return x.astype(np.float16).view(np.uint8)
         return torch.from_numpy(x).bfloat16().view(torch.uint8).numpy()
 
     def _tensor(self, codes: np.ndarray) -> torch.Tensor:
+        import torch
         t = as_tensor(np.ascontiguousarray(codes))
         return t.view(torch.float16).float() if self.kind == "fp16" else t.view(torch.bfloat16)
 
@@ -187,6 +193,7 @@ class HalfQuantizer(Quantizer):
         return self._tensor(codes).float().numpy()
 
     def _prepare(self, query: np.ndarray) -> torch.Tensor:
+        import torch
         q = torch.from_numpy(query)
         return q if self.kind == "fp16" else q.bfloat16()
 
@@ -218,9 +225,11 @@ class Int8Quantizer(Quantizer):
         return q.astype(np.float32) * scale[:, None]
 
     def _prepare(self, query: np.ndarray) -> torch.Tensor:
+        import torch
         return torch.from_numpy(query).bfloat16()
 
     def _score(self, prepared: torch.Tensor, codes: np.ndarray) -> np.ndarray:
+        import torch
         q, scale = self._split(codes)
         # int8 values are exact in bf16; one bf16 matmul, then each row's scale
         raw = (as_tensor(q).to(torch.bfloat16) @ prepared.T).float().numpy()
@@ -259,6 +268,7 @@ class PqQuantizer(Quantizer):
         self.centroids = faiss.vector_to_array(pq.centroids).reshape(self.m, 256, -1).astype(np.float32)
 
     def _encode(self, x: np.ndarray) -> np.ndarray:
+        import torch
         cents = torch.from_numpy(self.centroids)  # (m, 256, dsub)
         half_norms = 0.5 * (cents * cents).sum(-1)  # (m, 256)
         out = np.empty((len(x), self.m), np.uint8)
@@ -274,6 +284,7 @@ class PqQuantizer(Quantizer):
         return parts.reshape(len(codes), -1)
 
     def _prepare(self, query: np.ndarray) -> torch.Tensor:
+        import torch
         sub = torch.from_numpy(query).reshape(len(query), self.m, -1)
         lut = torch.einsum("qmd,mkd->mkq", sub, torch.from_numpy(self.centroids))
         return lut.reshape(self.m * 256, len(query)).contiguous()
@@ -353,11 +364,13 @@ class BinaryQuantizer(Quantizer):
 
     def _prepare_exact(self, query: np.ndarray) -> torch.Tensor:
         """Per byte and byte value, the query's dot product with the decoded +-scale bits."""
+        import torch
         lut = np.einsum("qmt,kt->mkq", self._byte_queries(query * self._unit_scale()), _SIGNS)
         return torch.from_numpy(np.ascontiguousarray(lut.reshape(-1, len(query)), np.float32))
 
     def _hamming_lut(self, query: np.ndarray) -> torch.Tensor:
         """Per byte and byte value, w * (matching - differing bits) / dim against the query's bits."""
+        import torch
         w = np.linalg.norm(query, axis=1)
         unit = query / np.where(w > 0, w, 1.0)[:, None]
         qsigns = self._byte_queries(np.where(unit - self.mean > 0, 1.0, -1.0).astype(np.float32))

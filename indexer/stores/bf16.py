@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from docpress.maxsim import bf16_tensor, to_bf16_bits, token_maxsim
 from docpress.types import PageVectors
@@ -70,6 +69,7 @@ class Bf16Store(VectorStore):
         return bf16_tensor(self.tokens.view()[lo:hi]).float().numpy()
 
     def window_scores(self, pooled: np.ndarray, pages: PageTable):
+        import torch
         q = torch.from_numpy(np.asarray(pooled, np.float32)).bfloat16()
         sims = (bf16_tensor(self.pooled.view()) @ q).float().numpy()  # every pooled row: tiny
         return sims, pages.pool_start, pages.pool_count

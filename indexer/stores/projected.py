@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import torch
 
 from docpress.errors import DocpressError
 from docpress.maxsim import bf16_tensor, to_bf16_bits, token_maxsim
@@ -86,6 +85,7 @@ class ProjectedStore(VectorStore):
 
     def project(self, rows: np.ndarray) -> np.ndarray:
         """(n, base.dim) float32 -> (n, dim) float32 unit rows (zero rows stay zero)."""
+        import torch
         out = torch.from_numpy(np.ascontiguousarray(rows, np.float32)) @ torch.from_numpy(self.weight).T
         return torch.nn.functional.normalize(out, dim=-1).numpy()
 

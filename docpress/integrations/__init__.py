@@ -1,0 +1,1 @@
+"""Retrievers for RAG frameworks (optional extras: docpress[langchain], docpress[llamaindex])."""
