@@ -8,7 +8,7 @@ from enum import Enum
 from functools import lru_cache
 from pathlib import Path
 
-from docpress.errors import BackendUnavailableError
+from docpress.errors import BackendUnavailableError, PdfError
 from docpress.pdf.reader import open_pdf, render_page, words_of
 from docpress.types import Page, Word
 
@@ -16,7 +16,8 @@ log = logging.getLogger(__name__)
 
 OCR_DPI = 150
 # Longest side of a rendered page, in pixels: a poster-sized page at OCR_DPI would need
-# gigabytes; past this the page is rendered at a lower DPI instead.
+# gigabytes; past this the page is rendered at a lower DPI instead. Its square stays under
+# reader.MAX_RENDER_PIXELS, so render_page keeps _ocr_dpi and boxes scale back by 72 / dpi.
 MAX_OCR_PIXELS = 4000
 
 
@@ -114,8 +115,9 @@ def fill_text(path: Path, page: Page, mode: OcrMode) -> Page:
     try:
         words = _ocr_rapidocr(path, page) if mode is OcrMode.rapidocr else _ocr_tesseract(path, page)
     except Exception as exc:  # an OCR failure on one page must not lose the whole file
+        detail = exc.reason if isinstance(exc, PdfError) else str(exc)  # without the path again
         log.warning("%s: OCR failed on page %d (%s: %s)", path, page.number + 1,
-                    type(exc).__name__, " ".join(str(exc).split())[:200])
+                    type(exc).__name__, " ".join(detail.split())[:200])
         words = []
     # A short but real text layer ("Hello, World!") stays unless OCR finds more.
     if words and sum(len(w.text) for w in words) > sum(len(w.text) for w in page.words):
