@@ -14,7 +14,7 @@ import numpy as np
 
 from docpress.types import PageVectors
 from indexer.catalog import PageTable
-from indexer.segments import AppendOnlyArray, rows_crc
+from indexer.segments import AppendOnlyArray, consecutive_locations, copy_rows, rows_crc
 
 # Pages read per batch where a store reads page vectors back in bulk (head vectors, fitting).
 READ_BATCH = 1024
@@ -189,6 +189,22 @@ class VectorStore(ABC):
         """Copy the given pages' rows, and only them, into a new store of the same kind and
         codec at `directory` (compaction); returns it and each page's new Location."""
         raise NotImplementedError(f"the {self.name} store has no rows to compact")
+
+    def _copy_rows_into(self, new: "VectorStore", pages: PageTable,
+                        on_batch=None) -> dict[int, Location]:
+        """Append the pages' rows of every file, as bytes, to the same files of `new` (so their
+        checksums carry over); on_batch(batch, first_row) adds what a store keeps per page."""
+        locations: dict[int, Location] = {}
+        for lo in range(0, len(pages), READ_BATCH):
+            batch = pages.subset(slice(lo, lo + READ_BATCH))
+            tok = copy_rows(self.row_files(), new.row_files(), batch.vec_start, batch.vec_count)
+            pool = copy_rows(self.pool_files(), new.pool_files(), batch.pool_start, batch.pool_count)
+            if on_batch is not None:
+                on_batch(batch, tok)
+            locs = new._stamp([Location(*loc) for loc in consecutive_locations(
+                tok, pool, list(batch.vec_count), list(batch.pool_count))])
+            locations.update(zip((int(p) for p in batch.page_ids), locs))
+        return locations
 
     def close(self) -> None:
         pass

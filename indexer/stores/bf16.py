@@ -10,8 +10,8 @@ from docpress.maxsim import bf16_tensor, to_bf16_bits, token_maxsim
 from docpress.types import PageVectors
 from indexer.catalog import PageTable
 from indexer.locks import FolderPin
-from indexer.segments import AppendOnlyArray, align_lengths, consecutive_locations, copy_rows
-from indexer.stores.base import READ_BATCH, Capabilities, Location, StoredPage, VectorStore, normalize_rows
+from indexer.segments import AppendOnlyArray, align_lengths, consecutive_locations
+from indexer.stores.base import Capabilities, Location, StoredPage, VectorStore, normalize_rows
 
 
 class Bf16Store(VectorStore):
@@ -109,15 +109,7 @@ class Bf16Store(VectorStore):
 
     def rewrite(self, directory: Path, pages: PageTable) -> tuple["Bf16Store", dict[int, Location]]:
         new = Bf16Store(directory, self.dim)
-        locations: dict[int, Location] = {}
-        for lo in range(0, len(pages), READ_BATCH):  # rows copied as bytes: checksums carry over
-            batch = pages.subset(slice(lo, lo + READ_BATCH))
-            tok = copy_rows(self.row_files(), new.row_files(), batch.vec_start, batch.vec_count)
-            pool = copy_rows(self.pool_files(), new.pool_files(), batch.pool_start, batch.pool_count)
-            locs = new._stamp([Location(*loc) for loc in consecutive_locations(
-                tok, pool, list(batch.vec_count), list(batch.pool_count))])
-            locations.update(zip((int(p) for p in batch.page_ids), locs))
-        return new, locations
+        return new, self._copy_rows_into(new, pages)
 
     def close(self) -> None:
         self._pin.close()

@@ -25,8 +25,8 @@ from docpress.types import PageVectors
 from indexer.catalog import PageTable
 from indexer.layout import CODEC_BACKUP, CODEC_FOLDER
 from indexer.locks import FolderPin
-from indexer.segments import AppendOnlyArray, align_lengths, consecutive_locations, copy_rows
-from indexer.stores.base import READ_BATCH, Capabilities, Location, StoredPage, VectorStore
+from indexer.segments import AppendOnlyArray, align_lengths, consecutive_locations
+from indexer.stores.base import Capabilities, Location, StoredPage, VectorStore
 
 # Rows scored per block: bounds the (rows, n_query_tokens) score block to some tens of MB.
 CHUNK_ROWS = 1 << 17
@@ -227,23 +227,19 @@ class CompressedStore(VectorStore):
 
     def rewrite(self, directory: Path, pages: PageTable) -> tuple["CompressedStore", dict[int, Location]]:
         # Codes, boxes and words are copied as bytes (decoding and coding again would not give
-        # them back for every quantizer), so checksums carry over; the codec goes along.
+        # them back for every quantizer); the codec goes along.
         new = CompressedStore(directory, self.compressor)
-        locations: dict[int, Location] = {}
-        for lo in range(0, len(pages), READ_BATCH):
-            batch = pages.subset(slice(lo, lo + READ_BATCH))
-            tok = copy_rows(self.row_files(), new.row_files(), batch.vec_start, batch.vec_count)
-            pool = copy_rows(self.pool_files(), new.pool_files(), batch.pool_start, batch.pool_count)
-            if self.frames is not None:  # each page's frame, keyed by its new first row
-                firsts = tok + np.cumsum(batch.vec_count) - batch.vec_count
-                frames = [[first, *self._frame(int(s))] for first, s, n in
-                          zip(firsts, batch.vec_start, batch.vec_count) if n]
-                if frames:
-                    new.frames.append(np.asarray(frames, np.float64))
-            locs = new._stamp([Location(*loc) for loc in consecutive_locations(
-                tok, pool, list(batch.vec_count), list(batch.pool_count))])
-            locations.update(zip((int(p) for p in batch.page_ids), locs))
-        return new, locations
+
+        def frames(batch: PageTable, first_row: int) -> None:  # each page's frame, by its new first row
+            if self.frames is None:
+                return
+            firsts = first_row + np.cumsum(batch.vec_count) - batch.vec_count
+            rows = [[first, *self._frame(int(s))] for first, s, n in
+                    zip(firsts, batch.vec_start, batch.vec_count) if n]
+            if rows:
+                new.frames.append(np.asarray(rows, np.float64))
+
+        return new, self._copy_rows_into(new, pages, frames)
 
     def close(self) -> None:
         self._pin.close()

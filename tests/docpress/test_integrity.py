@@ -25,21 +25,22 @@ def _docs(folder: Path) -> Path:
     return folder
 
 
+def _build(tmp_path_factory, encoder, compression: str) -> Path:
+    """An index of the five topics (two pages each), built once and copied by each test."""
+    root = tmp_path_factory.mktemp(f"integrity-{compression}")
+    with Index.create(root / "ix", encoder=encoder) as index:
+        index.add([_docs(root / "docs")], compression=compression)
+    return root
+
+
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory, encoder):
-    """An index of the five topics (two pages each), built once and copied by each test."""
-    root = tmp_path_factory.mktemp("integrity")
-    with Index.create(root / "ix", encoder=encoder) as index:
-        index.add([_docs(root / "docs")], compression="none")
-    return root
+    return _build(tmp_path_factory, encoder, "none")
 
 
 @pytest.fixture(scope="module")
 def pristine_compressed(tmp_path_factory, encoder):
-    root = tmp_path_factory.mktemp("integrity-c")
-    with Index.create(root / "ix", encoder=encoder) as index:
-        index.add([_docs(root / "docs")], compression="balanced")
-    return root
+    return _build(tmp_path_factory, encoder, "balanced")
 
 
 def _copy(src: Path, tmp_path: Path) -> Path:
