@@ -12,6 +12,7 @@ As in the bf16 store, rows become reachable only once the catalog records their 
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 from typing import Callable
 
@@ -19,7 +20,7 @@ import numpy as np
 
 from docpress.compress import CompressedPage, Compressor
 from docpress.compress.fit import fit_codec
-from docpress.errors import DocpressError, IndexMismatchError
+from docpress.errors import CorruptIndexError, DocpressError, IndexMismatchError
 from docpress.maxsim import segment_max
 from docpress.types import PageVectors
 from indexer.catalog import PageTable
@@ -251,9 +252,20 @@ class CompressedStore(VectorStore):
             self._frame_rows = len(rows)
         frame = self._frame_map.get(int(vec_start))
         if frame is None:
-            raise DocpressError(f"compressed store at {self.dir} lacks the frame of rows at "
-                                f"{vec_start}; re-compress the index")
+            raise CorruptIndexError(f"{self.dir / 'frames.f64'} lacks the frame of rows at {vec_start} "
+                                    f"(damaged); run `docpress repair --index {self.dir.parent}`")
         return frame
+
+    def checksum(self, location: Location) -> int | None:
+        # u8 boxes mean nothing without their page's frame: it is part of the page's rows.
+        crc = super().checksum(location)
+        if self.frames is None or location.vec_count == 0:
+            return crc
+        try:
+            frame = self._frame(location.vec_start)
+        except CorruptIndexError:
+            return -1  # no CRC-32 is negative: a missing frame never matches
+        return zlib.crc32(np.ascontiguousarray(frame, np.float64).tobytes(), crc)
 
     def nbytes(self) -> int:
         files = [self.codes, self.boxes, self.words, self.pooled]

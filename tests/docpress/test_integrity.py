@@ -287,3 +287,20 @@ def test_ingest_exit_codes_and_no_empty_index_left(tmp_path, encoder):
     assert result.exit_code == 0 and "2 skipped" in result.stdout  # partial: says so, exit 0
     result = _invoke("ingest", str(bad), "--index", str(ix), "--strict")
     assert result.exit_code == 1 and "--strict" in result.stderr
+
+
+@pytest.mark.parametrize("how", ["zero", "truncate"])
+def test_damaged_frames_of_a_compressed_index_are_found_and_repaired(how, pristine_compressed, tmp_path, encoder):
+    ix = _copy(pristine_compressed, tmp_path)
+    frames = _vectors(ix) / "frames.f64"
+    if how == "zero":
+        frames.write_bytes(bytes(frames.stat().st_size))
+    else:
+        _truncate(frames, 0.5)
+    assert _invoke("check", "--deep", "--index", str(ix)).exit_code == 1
+    repaired = _invoke("repair", "--index", str(ix), "--json")
+    assert repaired.exit_code == 0 and json.loads(repaired.stdout)["dropped"], repaired.output
+    assert _invoke("check", "--deep", "--index", str(ix)).exit_code == 0
+    assert _invoke("ingest", str(pristine_compressed / "docs"), "--index", str(ix)).exit_code == 0
+    with Index.open(ix, encoder=encoder) as index:
+        assert _top_names(index, QUESTIONS["taxes"], 1) == ["taxes"]
