@@ -38,7 +38,7 @@ def main() -> None:
     args = parser.parse_args()
     shutil.rmtree(args.work, ignore_errors=True)
     shutil.copytree(args.index, args.work)
-    queries = [q["query"] for q in load_queries(args.queries)]
+    queries = [q.text for q in load_queries(args.queries)]
     rows = []
     with Index.open(args.work) as index:
         info = index.info()
