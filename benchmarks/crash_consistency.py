@@ -1,6 +1,6 @@
 """Kill -9 at random points of ingests, compressions and compactions; count what was lost.
 
-    python benchmarks/crash_consistency.py --work DIR [--runs 20] [--seed 0] [--json]
+    python benchmarks/crash_consistency.py --work DIR [--runs 20] [--recode-runs 10] [--seed 0] [--json]
 
 Each trial runs one docpress command in a child process on a copy of a prepared index and
 sends it SIGKILL at a random moment of its run (uniform over the time an uninterrupted run
@@ -157,7 +157,8 @@ def trial(kind: str, base: Path, work: Path, command: list[str], delay: float) -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, required=True)
-    parser.add_argument("--runs", type=int, default=20, help="trials per kind")
+    parser.add_argument("--runs", type=int, default=20, help="ingest trials")
+    parser.add_argument("--recode-runs", type=int, default=10, help="compression trials, and compaction trials")
     parser.add_argument("--docs", type=int, default=24)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true")
@@ -189,7 +190,7 @@ def main() -> None:
         began = time.perf_counter()
         assert docpress(*command, "--index", str(probe)).returncode == 0
         span = time.perf_counter() - began
-        for i in range(args.runs):
+        for i in range(args.runs if kind == "ingest" else args.recode_runs):
             rows.append(trial(kind, base, work / "trial", command, rng.uniform(0.3, span)))
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     summary = {}
