@@ -101,6 +101,8 @@ def ingest_file(path: Path, catalog: Catalog, lanes: Sequence[Lane], ocr: OcrMod
     same = existing or (catalog.document(owner) if owner is not None else None)
     if same and same.sha256 == document.sha256 and same.metadata == metadata:
         report.unchanged.append(key)
+        if progress:
+            progress(key, document.page_count, document.page_count)
         return
     twin = catalog.document_by_sha(document.sha256, metadata)
     if twin is not None and (existing is None or twin.id != existing.id):
@@ -111,6 +113,8 @@ def ingest_file(path: Path, catalog: Catalog, lanes: Sequence[Lane], ocr: OcrMod
                 _detach(catalog, existing)
             catalog.add_alias(key, twin.id)
         report.duplicates.append(key)
+        if progress:
+            progress(key, document.page_count, document.page_count)
         return
     writers = [lane for lane in lanes if lane.owns_rows]
     first_id = catalog.next_page_id()

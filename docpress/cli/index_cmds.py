@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -66,7 +67,14 @@ def ingest(
 
     Exit status: 0 when every file is indexed (or unchanged), or some are and others were
     skipped (said on stderr; --strict makes that 1); 1 when nothing could be indexed."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from docpress.index import Index, default_index_path
     from docpress.ingest import expand_paths
@@ -104,10 +112,12 @@ def ingest(
             err.print(skipped_lines[-1], highlight=False, soft_wrap=True)
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=err,
-                  disable=as_json or not err.is_terminal) as bar:
+                  TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
+                  TimeRemainingColumn(), console=err, disable=as_json or not err.is_terminal) as bar:
         task = bar.add_task("pages", total=None, rate="")
         state = {"file": None, "done": 0, "base": 0}
+        if not bar.disable:  # the total is counted beside the work: 10,000 files take a while
+            threading.Thread(target=_count_pages, args=(files, bar, task), daemon=True).start()
 
         def progress(path: str, done: int, total: int) -> None:
             if path != state["file"]:
@@ -146,6 +156,17 @@ def ingest(
         fail(f"nothing was indexed: all {len(report.skipped)} files were skipped")
     if strict and report.skipped:
         fail(f"{len(report.skipped)} files were skipped (--strict)")
+
+
+def _count_pages(files, bar, task) -> None:
+    """Set the progress bar's total to the pages of all files, growing as they are counted."""
+    from docpress.pdf.reader import page_count
+
+    total = 0
+    for i, path in enumerate(files):
+        total += page_count(path)
+        if i % 50 == 49 or i == len(files) - 1:
+            bar.update(task, total=total)
 
 
 def compress(

@@ -89,6 +89,18 @@ def open_pdf(path: Path):
     return doc
 
 
+def page_count(path: Path) -> int:
+    """Pages of a PDF, 0 for a file that is not a usable PDF (for progress totals)."""
+    try:
+        doc = open_pdf(Path(path))
+    except PdfError:
+        return 0
+    try:
+        return doc.page_count
+    finally:
+        doc.close()
+
+
 def open_document(path: Path) -> Document:
     """Read a PDF's identity and metadata; raise PdfError with the reason if unusable."""
     path = Path(path)
