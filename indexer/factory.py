@@ -51,14 +51,16 @@ def open_compressed(folder: Path):
     from the copy written beside it)."""
     from indexer.stores.compressed import CompressedStore
 
+    fix = ("run `docpress repair --index " + str(folder.parent) + "`"
+           if (folder / CODEC_BACKUP / "codec.json").exists()
+           else "it has no copy; ingest the PDFs into a new index")
+    if not (folder / CODEC_FOLDER / "codec.json").is_file():
+        raise CorruptIndexError(f"{folder / CODEC_FOLDER} is missing its codec.json; {fix}")
     try:
         return CompressedStore(folder)
     except DocpressError:
         raise
     except Exception as exc:  # a torn or overwritten codec.json / codec.npz
-        fix = ("run `docpress repair --index " + str(folder.parent) + "`"
-               if (folder / CODEC_BACKUP / "codec.json").exists()
-               else "it has no copy; ingest the PDFs into a new index")
         raise CorruptIndexError(f"{folder / CODEC_FOLDER} is damaged ({type(exc).__name__}); {fix}") from None
 
 

@@ -151,11 +151,15 @@ def test_garbage_in_a_returned_page_is_refused_not_ranked(pristine, tmp_path, en
     assert [Path(p).stem for p in report.dropped] == ["taxes"]
 
 
-def test_compressed_index_damage_and_codec_restore(pristine_compressed, tmp_path, encoder):
+@pytest.mark.parametrize("damage", ["garbage", "deleted"])
+def test_compressed_index_damage_and_codec_restore(damage, pristine_compressed, tmp_path, encoder):
     ix = _copy(pristine_compressed, tmp_path)
     folder = _vectors(ix)
     assert folder.name.startswith("compressed-")
-    (folder / "codec" / "codec.npz").write_bytes(b"garbage")
+    if damage == "garbage":
+        (folder / "codec" / "codec.npz").write_bytes(b"garbage")
+    else:
+        (folder / "codec" / "codec.json").unlink()
     result = _invoke("search", QUESTIONS["football"], "--index", str(ix))
     assert result.exit_code == 1 and "codec" in result.stderr and "repair" in result.stderr
     report = Index.repair(ix)
