@@ -73,8 +73,15 @@ def dead_share(catalog: Catalog, lanes: list[Lane]) -> float:
 
 
 def folder_bytes(directory: Path) -> int:
-    """Bytes of every file under the index folder (what a user sees in `du`)."""
-    return sum(p.stat().st_size for p in Path(directory).rglob("*") if p.is_file())
+    """Bytes of every file under the index folder (what a user sees in `du`); files a reader
+    swaps out meanwhile (caches) are skipped."""
+    total = 0
+    for path in Path(directory).rglob("*"):
+        try:
+            total += path.stat().st_size if path.is_file() else 0
+        except OSError:
+            continue
+    return total
 
 
 def compact_index(directory: Path, manifest: Manifest, catalog: Catalog, lanes: list[Lane]) -> CompactReport:

@@ -11,13 +11,17 @@ from typing import Callable, Iterable, Sequence
 
 from docpress.encoders.base import Encoder
 from docpress.errors import DocpressError, IndexWriteError, PdfError
-from docpress.pdf.ocr import OcrMode, fill_text, resolve_ocr
-from docpress.pdf.reader import open_document, read_pages, render_pages
+from docpress.pdf.ocr import OcrMode, resolve_ocr
+from docpress.pdf.prefetch import ReadFile, prefetch, read_file
+from docpress.pdf.reader import open_document, render_pages
 from docpress.types import Page
 from indexer.catalog import Catalog, PageRow
 from indexer.stores.base import StoredPage
 from retriever.lanes import Lane
 
+# Runs with fewer pages to read than this read them in this process (starting the reader
+# processes takes about a second and a half).
+PREFETCH_MIN_PAGES = 64
 # Pages encoded per model call: enough windows to fill batches, small enough for steady progress.
 PAGES_PER_BATCH = 16
 
@@ -88,24 +92,20 @@ def expand_paths(paths: Iterable[str | Path]) -> tuple[list[Path], list[Skipped]
 ProgressFn = Callable[[str, int, int], None]  # (file, pages done in file, pages in file)
 
 
-def ingest_file(path: Path, catalog: Catalog, lanes: Sequence[Lane], ocr: OcrMode, metadata: dict,
-                report: IngestReport, progress: ProgressFn | None = None) -> None:
-    """Index one PDF, replacing an older version; all its pages become visible in one commit.
-
-    lanes: the index's lanes; each one that owns its rows encodes every page into its store.
-    """
+def _settled(path: Path, document, catalog: Catalog, metadata: dict, report: IngestReport,
+             progress: ProgressFn | None) -> bool:
+    """Handle a file that needs no reading: unchanged since it was indexed, or a copy of an
+    indexed document (recorded as another path of it). False: it must be read and indexed."""
     key = str(path.resolve())
-    document = open_document(path)  # raises PdfError for unusable files
     existing = catalog.document_by_path(key)
     owner = catalog.alias_owner(key)  # this path is a copy of an indexed document
     same = existing or (catalog.document(owner) if owner is not None else None)
     if same and same.sha256 == document.sha256 and same.metadata == metadata:
         report.unchanged.append(key)
-        if progress:
-            progress(key, document.page_count, document.page_count)
-        return
-    twin = catalog.document_by_sha(document.sha256, metadata)
-    if twin is not None and (existing is None or twin.id != existing.id):
+    else:
+        twin = catalog.document_by_sha(document.sha256, metadata)
+        if twin is None or (existing is not None and twin.id == existing.id):
+            return False
         with _writing(key), catalog.transaction():  # another copy of an indexed file
             if owner is not None:
                 catalog.remove_alias(key)
@@ -113,9 +113,27 @@ def ingest_file(path: Path, catalog: Catalog, lanes: Sequence[Lane], ocr: OcrMod
                 _detach(catalog, existing)
             catalog.add_alias(key, twin.id)
         report.duplicates.append(key)
-        if progress:
-            progress(key, document.page_count, document.page_count)
+    if progress:
+        progress(key, document.page_count, document.page_count)
+    return True
+
+
+def ingest_file(path: Path, catalog: Catalog, lanes: Sequence[Lane], ocr: OcrMode, metadata: dict,
+                report: IngestReport, progress: ProgressFn | None = None,
+                read: ReadFile | None = None, document=None) -> None:
+    """Index one PDF, replacing an older version; all its pages become visible in one commit.
+
+    lanes: the index's lanes; each one that owns its rows encodes every page into its store.
+    read: its pages already read (by a prefetch worker); None reads them here.
+    """
+    key = str(path.resolve())
+    document = document or open_document(path)  # raises PdfError for unusable files
+    if _settled(path, document, catalog, metadata, report, progress):
         return
+    read = read or read_file(path, ocr)
+    report.ocr_seconds += read.ocr_seconds
+    existing = catalog.document_by_path(key)
+    owner = catalog.alias_owner(key)
     writers = [lane for lane in lanes if lane.owns_rows]
     first_id = catalog.next_page_id()
     rows: list[PageRow] = []
@@ -134,11 +152,7 @@ def ingest_file(path: Path, catalog: Catalog, lanes: Sequence[Lane], ocr: OcrMod
                                 id=first_id + len(rows)))
         batch.clear()
 
-    for page in read_pages(path):
-        if page.needs_ocr:
-            started = time.perf_counter()
-            page = fill_text(path, page, ocr)
-            report.ocr_seconds += time.perf_counter() - started
+    for page in read.pages:
         report.ocr_pages += page.text_source.startswith("ocr")
         report.empty_pages += not page.words
         batch.append(page)
@@ -225,29 +239,51 @@ def _attach_images(path: Path, pages: list[Page], encoder: Encoder) -> None:
 def ingest(paths: Iterable[str | Path], catalog: Catalog, lanes: Sequence[Lane],
            ocr: OcrMode = OcrMode.auto, metadata: dict | None = None,
            progress: ProgressFn | None = None,
-           on_skip: Callable[[Skipped], None] | None = None) -> IngestReport:
-    """Ingest files and folders; a bad file is reported in `skipped` and the rest go on."""
+           on_skip: Callable[[Skipped], None] | None = None,
+           workers: int | None = None) -> IngestReport:
+    """Ingest files and folders; a bad file is reported in `skipped` and the rest go on.
+
+    Files that need indexing are read (text layer, OCR) by `workers` processes ahead of the
+    encoder (docpress.pdf.prefetch; 0: in this process, one after the other); unchanged files
+    and copies of indexed ones are settled first, without reading them.
+    """
     report = IngestReport()
     started = time.perf_counter()
     ocr = resolve_ocr(ocr)
+    metadata = dict(metadata or {})
     files, missing = expand_paths(paths)
-    for item in missing:
+
+    def skip(item: Skipped) -> None:
         report.skipped.append(item)
         if on_skip:
             on_skip(item)
-    for path in files:
+
+    for item in missing:
+        skip(item)
+    todo = {}
+    for path in files:  # cheap: open, hash, look up
         try:
-            ingest_file(path, catalog, lanes, ocr, dict(metadata or {}), report, progress)
+            document = open_document(path)
+            if not _settled(path, document, catalog, metadata, report, progress):
+                todo[path] = document
+        except DocpressError as exc:
+            if not isinstance(exc, PdfError):
+                raise  # a problem with the index, not with this file
+            skip(Skipped(str(path), exc.reason))
+        except Exception as exc:  # a PDF that breaks the parser: report, keep going
+            skip(Skipped(str(path), f"failed to read ({type(exc).__name__}: {exc})"))
+    if workers is None and (len(todo) < 2 or sum(d.page_count for d in todo.values()) < PREFETCH_MIN_PAGES):
+        workers = 0  # starting reader processes costs more than a small run reads
+    for path, read in prefetch(list(todo), ocr, workers):
+        try:
+            if isinstance(read, Exception):
+                raise read
+            ingest_file(path, catalog, lanes, ocr, metadata, report, progress, read, todo[path])
         except PdfError as exc:
-            item = Skipped(str(path), exc.reason)
+            skip(Skipped(str(path), exc.reason))
         except DocpressError:
             raise  # a problem with the index or the models, not with this file
         except Exception as exc:  # a PDF that breaks the parser mid-way: report, keep going
-            item = Skipped(str(path), f"failed to read ({type(exc).__name__}: {exc})")
-        else:
-            continue
-        report.skipped.append(item)
-        if on_skip:
-            on_skip(item)
+            skip(Skipped(str(path), f"failed to read ({type(exc).__name__}: {exc})"))
     report.seconds = time.perf_counter() - started
     return report
