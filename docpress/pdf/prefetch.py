@@ -55,11 +55,12 @@ def read_file(path: Path, ocr: OcrMode) -> ReadFile:
 
 
 def default_workers() -> int:
-    """Reader processes beside the encoder: one per core past the first ($DOCPRESS_READERS
-    overrides; 0 reads in this process)."""
+    """Reader processes beside the encoder: one per core ($DOCPRESS_READERS overrides; 0 reads
+    in this process). Measured on 2 cores: scans (OCR-bound) 0.85 pages/s read in order, 0.84
+    with one reader, 1.62 with two; born-digital filings (encoder-bound) unchanged."""
     if "DOCPRESS_READERS" in os.environ:
         return max(0, int(os.environ["DOCPRESS_READERS"]))
-    return max(1, (os.cpu_count() or 2) - 1)
+    return max(1, os.cpu_count() or 2)
 
 
 def prefetch(files: list[Path], ocr: OcrMode, workers: int | None = None, ahead: int | None = None,
