@@ -212,8 +212,9 @@ class Index:
 
     @classmethod
     def open(cls, directory: str | Path | None = None, encoder: str | Encoder | None = None,
-             store: str | None = None) -> "Index":
-        """Open an existing index; refuses one built with another encoder or format."""
+             store: str | None = None, lane_encoders: dict[str, Encoder] | None = None) -> "Index":
+        """Open an existing index; refuses one built with another encoder or format.
+        lane_encoders: extra lanes' encoders already loaded (a server shares them)."""
         directory = Path(directory or default_index_path())
         if not manifest_path(directory).exists():
             _refuse_lost_manifest(directory)
@@ -233,7 +234,7 @@ class Index:
             else:
                 enc = load_encoder(encoder)
             check_encoder(record, enc, f"index at {directory}")
-        return cls(directory, manifest, enc)
+        return cls(directory, manifest, enc, lane_encoders)
 
     def close(self) -> None:
         self.catalog.close()

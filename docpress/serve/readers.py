@@ -28,11 +28,7 @@ class ReaderPool:
             self._free.put(index)
 
     def _open(self, encoder, lane_encoders) -> Index:
-        index = Index.open(self.directory, encoder=encoder)
-        if lane_encoders:  # share the extra lanes' models too
-            index._lane_encoders = dict(lane_encoders)
-            index._reopen_parts()
-        return index
+        return Index.open(self.directory, encoder=encoder, lane_encoders=lane_encoders)
 
     @property
     def size(self) -> int:
