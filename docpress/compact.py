@@ -11,6 +11,7 @@ The tuned lane's projected rows follow the new base folder (projected again).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,11 +77,12 @@ def folder_bytes(directory: Path) -> int:
     """Bytes of every file under the index folder (what a user sees in `du`); files a reader
     swaps out meanwhile (caches) are skipped."""
     total = 0
-    for path in Path(directory).rglob("*"):
-        try:
-            total += path.stat().st_size if path.is_file() else 0
-        except OSError:
-            continue
+    for root, _, names in os.walk(directory):  # os.walk skips folders that vanish mid-walk
+        for name in names:
+            try:
+                total += os.stat(os.path.join(root, name)).st_size
+            except OSError:
+                continue
     return total
 
 
