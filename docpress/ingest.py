@@ -118,6 +118,20 @@ def _settled(path: Path, document, catalog: Catalog, metadata: dict, report: Ing
     return True
 
 
+@dataclass
+class _FileWork:
+    """One file read and on its way to the index: its pages, then their vectors per lane."""
+
+    path: Path
+    document: object
+    read: ReadFile
+    vectors: dict[str, list] = field(default_factory=dict)  # lane name -> PageVectors per page
+
+    @property
+    def key(self) -> str:
+        return str(self.path.resolve())
+
+
 def ingest_file(path: Path, catalog: Catalog, lanes: Sequence[Lane], ocr: OcrMode, metadata: dict,
                 report: IngestReport, progress: ProgressFn | None = None,
                 read: ReadFile | None = None, document=None) -> None:
@@ -126,45 +140,49 @@ def ingest_file(path: Path, catalog: Catalog, lanes: Sequence[Lane], ocr: OcrMod
     lanes: the index's lanes; each one that owns its rows encodes every page into its store.
     read: its pages already read (by a prefetch worker); None reads them here.
     """
-    key = str(path.resolve())
     document = document or open_document(path)  # raises PdfError for unusable files
     if _settled(path, document, catalog, metadata, report, progress):
         return
-    read = read or read_file(path, ocr)
-    report.ocr_seconds += read.ocr_seconds
+    work = _FileWork(path, document, read or read_file(path, ocr))
+    _encode_files([work], lanes, progress)
+    _commit(work, catalog, lanes, metadata, report, progress)
+
+
+def _encode_files(works: list[_FileWork], lanes: Sequence[Lane], progress: ProgressFn | None) -> None:
+    """Every page of `works` through each writing lane's encoder, PAGES_PER_BATCH pages a call
+    whichever files they come from: a folder of one-page files fills the model's batches as a
+    long report does (short texts run ~1.8x faster 32 windows a call than one)."""
+    writers = [lane for lane in lanes if lane.owns_rows]
+    items = [(work, page) for work in works for page in work.read.pages]
+    for work in works:
+        work.vectors = {lane.name: [] for lane in writers}
+    for b in range(0, len(items), PAGES_PER_BATCH):
+        batch = items[b:b + PAGES_PER_BATCH]
+        for lane in writers:
+            vectors = _encode([work.path for work, _ in batch], [page for _, page in batch], lane.encoder)
+            for (work, _), v in zip(batch, vectors):
+                work.vectors[lane.name].append(v)
+        last = batch[-1][0]
+        if progress and len(works) == 1:  # one long file: its progress page batch by page batch
+            progress(last.key, len(last.vectors[writers[0].name]) if writers else 0,
+                     last.document.page_count)
+
+
+def _commit(work: _FileWork, catalog: Catalog, lanes: Sequence[Lane], metadata: dict,
+            report: IngestReport, progress: ProgressFn | None) -> None:
+    """Write one file's pages and vectors: visible in one catalog commit, durable before it."""
+    key, document = work.key, work.document
+    writers = [lane for lane in lanes if lane.owns_rows]
+    report.ocr_seconds += work.read.ocr_seconds
     existing = catalog.document_by_path(key)
     owner = catalog.alias_owner(key)
-    writers = [lane for lane in lanes if lane.owns_rows]
     first_id = catalog.next_page_id()
-    rows: list[PageRow] = []
-    stored: dict[str, list[StoredPage]] = {lane.name: [] for lane in writers}
-    batch: list[Page] = []
-
-    def flush() -> None:
-        words = [page.text.split(" ") for page in batch]
-        for lane in writers:
-            vectors = _encode(path, batch, lane.encoder)
-            stored[lane.name].extend(StoredPage(first_id + len(rows) + i, -1, v, w)
-                                     for i, (v, w) in enumerate(zip(vectors, words)))
-        for page in batch:
-            rows.append(PageRow(doc_id=-1, number=page.number, width=page.width,
-                                height=page.height, text=page.text, text_source=page.text_source,
-                                id=first_id + len(rows)))
-        batch.clear()
-
-    for page in read.pages:
+    rows = []
+    for i, page in enumerate(work.read.pages):
         report.ocr_pages += page.text_source.startswith("ocr")
         report.empty_pages += not page.words
-        batch.append(page)
-        if len(batch) == PAGES_PER_BATCH:
-            flush()
-            if progress:
-                progress(key, len(rows), document.page_count)
-    if batch:
-        flush()
-        if progress:
-            progress(key, len(rows), document.page_count)
-
+        rows.append(PageRow(doc_id=-1, number=page.number, width=page.width, height=page.height,
+                            text=page.text, text_source=page.text_source, id=first_id + i))
     with _writing(key), catalog.transaction():
         if owner is not None:
             catalog.remove_alias(key)
@@ -175,9 +193,8 @@ def ingest_file(path: Path, catalog: Catalog, lanes: Sequence[Lane], ocr: OcrMod
             row.doc_id = doc_id
         catalog.insert_pages(rows)
         for lane in writers:
-            pages = stored[lane.name]
-            for sp in pages:
-                sp.doc_id = doc_id
+            pages = [StoredPage(row.id, doc_id, v, row.text.split(" "))
+                     for row, v in zip(rows, work.vectors[lane.name])]
             # durable in the store before the commit that makes the pages visible
             lane.place(catalog, {sp.page_id: loc for sp, loc in zip(pages, lane.store.add(pages))})
     if old_pages:
@@ -185,6 +202,13 @@ def ingest_file(path: Path, catalog: Catalog, lanes: Sequence[Lane], ocr: OcrMod
             lane.store.remove(old_pages)
     (report.replaced if existing else report.added).append(key)
     report.pages += len(rows)
+    work.vectors = {}
+    if progress:
+        progress(key, len(rows), document.page_count)
+
+
+def _raise(exc: Exception) -> None:
+    raise exc
 
 
 def _detach(catalog: Catalog, doc) -> list[int]:
@@ -210,10 +234,13 @@ def _writing(key: str):
                               "nothing of it was committed; run `docpress check`") from None
 
 
-def _encode(path: Path, pages: list[Page], encoder: Encoder) -> list:
-    """The encoder's PageVectors of a batch, rendering the page images first when it reads them."""
+def _encode(path: Path | list[Path], pages: list[Page], encoder: Encoder) -> list:
+    """The encoder's PageVectors of a batch, rendering the page images first when it reads them.
+    path: the file of every page, or each page's own file (a batch across files)."""
+    paths = path if isinstance(path, list) else [path] * len(pages)
     if encoder.needs_images:
-        _attach_images(path, pages, encoder)
+        for file in dict.fromkeys(paths):  # one opening of each file
+            _attach_images(file, [page for f, page in zip(paths, pages) if f == file], encoder)
     try:
         return encoder.encode_pages(pages)
     finally:
@@ -274,16 +301,57 @@ def ingest(paths: Iterable[str | Path], catalog: Catalog, lanes: Sequence[Lane],
             skip(Skipped(str(path), f"failed to read ({type(exc).__name__}: {exc})"))
     if workers is None and (len(todo) < 2 or sum(d.page_count for d in todo.values()) < PREFETCH_MIN_PAGES):
         workers = 0  # starting reader processes costs more than a small run reads
-    for path, read in prefetch(list(todo), ocr, workers):
+    group: list[_FileWork] = []  # small files read, waiting to fill the encoder's batches
+
+    def guarded(path: Path, step: Callable[[], None]) -> bool:
+        """Run one file's step; a file's own problem skips it (False), the index's is raised."""
         try:
-            if isinstance(read, Exception):
-                raise read
-            ingest_file(path, catalog, lanes, ocr, metadata, report, progress, read, todo[path])
+            step()
+            return True
         except PdfError as exc:
             skip(Skipped(str(path), exc.reason))
         except DocpressError:
             raise  # a problem with the index or the models, not with this file
         except Exception as exc:  # a PDF that breaks the parser mid-way: report, keep going
             skip(Skipped(str(path), f"failed to read ({type(exc).__name__}: {exc})"))
+        return False
+
+    def encode(works: list[_FileWork]) -> list[_FileWork]:
+        """The works whose pages were encoded; one that breaks a shared batch is found alone."""
+        if len(works) > 1:
+            try:
+                _encode_files(works, lanes, progress)
+                return works
+            except DocpressError as exc:
+                if not isinstance(exc, PdfError):
+                    raise
+            except Exception:  # noqa: BLE001 (which file it was is found next)
+                pass
+        return [w for w in works if guarded(w.path, lambda w=w: _encode_files([w], lanes, progress))]
+
+    def drain() -> None:
+        works, group[:] = list(group), []
+        for work in encode(works):
+            guarded(work.path, lambda work=work: _commit(work, catalog, lanes, metadata, report, progress))
+
+    for path, read in prefetch(list(todo), ocr, workers):
+        if isinstance(read, Exception):
+            guarded(path, lambda read=read: _raise(read))
+            continue
+        document = todo[path]
+        if any(w.document.sha256 == document.sha256 for w in group):
+            drain()  # a copy of a file in the batch: settle it against the committed original
+        if _settled(path, document, catalog, metadata, report, progress):
+            continue
+        work = _FileWork(path, document, read)
+        if len(read.pages) >= PAGES_PER_BATCH:  # a long file fills batches of its own
+            drain()
+            group.append(work)
+            drain()
+            continue
+        group.append(work)
+        if sum(len(w.read.pages) for w in group) >= PAGES_PER_BATCH:
+            drain()
+    drain()
     report.seconds = time.perf_counter() - started
     return report

@@ -122,6 +122,8 @@ class Catalog:
 
     def __init__(self, path: Path, create: bool = True):
         self.path = Path(path)
+        self._pages_cache: tuple | None = None  # (generation, PageTable, documents)
+        self._writing = False
         if not create and (not self.path.exists() or self.path.stat().st_size == 0):
             raise CorruptIndexError(f"{self.path} is {'empty' if self.path.exists() else 'missing'}: "
                                     f"the index lost its catalog; run `docpress repair --index "
@@ -179,6 +181,7 @@ class Catalog:
     @contextmanager
     def transaction(self):
         self.db.execute("BEGIN IMMEDIATE")
+        self._writing = True  # uncommitted pages: the cached page table is not theirs
         try:
             yield self
         except BaseException:
@@ -187,6 +190,8 @@ class Catalog:
         else:
             self._bump_generation()
             self.db.execute("COMMIT")
+        finally:
+            self._writing = False
 
     def checkpoint(self) -> None:
         """Fold the write-ahead log into the database file (after a bulk rewrite)."""
@@ -389,17 +394,33 @@ class Catalog:
         return ids, texts
 
     def page_table(self, path_glob: str | None = None, metadata: dict | None = None) -> PageTable:
-        """Live pages, optionally only those of documents matching a path glob and metadata."""
-        doc_ids = None
-        if path_glob or metadata:
-            doc_ids = [d.id for d in self.documents() if _matches(d, path_glob, metadata)]
+        """Live pages, optionally only those of documents matching a path glob and metadata.
+
+        The whole table is read once per catalog generation and kept (read-only columns): a
+        search no longer reads every page row from SQLite (36 ms a query at 10k pages)."""
+        table, documents = self._live_pages()
+        if not (path_glob or metadata):
+            return table
+        keep = np.asarray([d.id for d in documents if _matches(d, path_glob, metadata)], dtype=np.int64)
+        return table.subset(np.isin(table.doc_ids, keep))
+
+    def _live_pages(self) -> tuple[PageTable, list[DocumentRow]]:
+        generation = self.generation()
+        cached = self._pages_cache
+        if cached is not None and cached[0] == generation and not self._writing:
+            return cached[1], cached[2]
         rows = self.db.execute(
             "SELECT id, doc_id, number, vec_start, vec_count, pool_start, pool_count FROM pages "
             "ORDER BY vec_start, id").fetchall()
         arr = np.asarray(rows, dtype=np.int64).reshape(-1, 7)
-        if doc_ids is not None:
-            arr = arr[np.isin(arr[:, 1], np.asarray(doc_ids, dtype=np.int64))]
-        return PageTable(*(arr[:, i].copy() for i in range(7)))
+        columns = [np.ascontiguousarray(arr[:, i]) for i in range(7)]
+        for column in columns:
+            column.setflags(write=False)  # shared by every search of this generation
+        table = PageTable(*columns)
+        documents = self.documents()
+        if not self._writing:
+            self._pages_cache = (generation, table, documents)
+        return table, documents
 
     def counts(self) -> dict:
         docs, pages = self.db.execute(

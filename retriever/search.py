@@ -135,7 +135,7 @@ class Searcher:
         return self._watch(self.main.store.dense(qv.pooled, table)[:, 0], table)
 
     def head(self, qv: QueryVectors, table: PageTable) -> np.ndarray:
-        return self._watch(self.cache.head_vectors(table) @ qv.pooled, table)
+        return self._watch(self.cache.head_scores(table, qv.pooled), table)
 
     def _maxsim(self, lane: Lane, qv: QueryVectors, table: PageTable) -> np.ndarray:
         return self._watch(lane.maxsim(self.catalog, qv, table), table)

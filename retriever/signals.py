@@ -62,14 +62,14 @@ class SignalCache:
         """Over each document's whole text."""
         return self._bm25("bm25-documents", self.catalog.document_texts)
 
-    def head_vectors(self, table: PageTable) -> np.ndarray:
-        """(n_pages, dim) head vectors aligned with `table` (a subset of the live pages)."""
+    def _heads(self) -> tuple[np.ndarray, np.ndarray]:
+        """(page_ids, (n, dim) float32 head vectors) of every live page, in page-table order."""
         def build(generation: int):
             path = cache_folder(self.directory) / "heads.npz"
             try:
                 with np.load(path) as saved:
                     if int(saved["generation"]) == generation:
-                        return saved["page_ids"], saved["heads"]
+                        return saved["page_ids"], saved["heads"].astype(np.float32)
             except Exception:  # noqa: BLE001 - missing or damaged: derived data, rebuilt
                 pass
             everything = self.catalog.page_table()
@@ -81,9 +81,29 @@ class SignalCache:
                 os.replace(tmp, path)  # whole or not at all, for the other readers
             except OSError:
                 pass
-            return everything.page_ids, heads
+            # float32 in memory: a matrix-vector product per query, no cast of every row
+            return everything.page_ids, heads.astype(np.float32)
 
-        page_ids, heads = self._get("heads", build)
+        return self._get("heads", build)
+
+    @staticmethod
+    def _rows(page_ids: np.ndarray, table: PageTable):
+        """Where the pages of `table` sit in the cache (a slice when it is every page, the
+        common case: no gather)."""
+        if len(page_ids) == len(table) and np.array_equal(page_ids, table.page_ids):
+            return slice(None)
         order = np.argsort(page_ids)
-        rows = order[np.searchsorted(page_ids[order], table.page_ids)]
-        return heads[rows].astype(np.float32)
+        return order[np.searchsorted(page_ids[order], table.page_ids)]
+
+    def head_vectors(self, table: PageTable) -> np.ndarray:
+        """(n_pages, dim) head vectors aligned with `table` (a subset of the live pages)."""
+        page_ids, heads = self._heads()
+        return heads[self._rows(page_ids, table)]
+
+    def head_scores(self, table: PageTable, pooled: np.ndarray) -> np.ndarray:
+        """Each page's head vector against a query's pooled vector, aligned with `table`."""
+        page_ids, heads = self._heads()
+        rows, query = self._rows(page_ids, table), pooled.astype(np.float32)
+        if isinstance(rows, np.ndarray) and len(rows) * 4 < len(page_ids):
+            return heads[rows] @ query  # a narrow filter: score only its pages
+        return (heads @ query)[rows]

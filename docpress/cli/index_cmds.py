@@ -34,6 +34,12 @@ def _lane_encoder(name: str, options: dict):
     return load_encoder(name, **(options if name == "optical" else {}))
 
 
+def _text_encoder(options: dict):
+    from docpress.encoders import load_encoder
+
+    return load_encoder("text", **options)
+
+
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="PDF files and folders (searched for *.pdf).")],
     index: IndexOpt = None,
@@ -52,9 +58,12 @@ def ingest(
     model: Annotated[Optional[Path], typer.Option(
         help="Text encoder for a new index: a local sentence-transformers model folder (default: the "
              "bundled all-MiniLM-L6-v2).", show_default=False)] = None,
+    runtime: Annotated[Optional[str], typer.Option(
+        help="Text encoder runtime for a new index: torch (the default), onnx, or onnx-int8 "
+             "(int8 vectors: faster on CPUs without bf16, see the README).", show_default=False)] = None,
     store: Annotated[Optional[str], typer.Option(
         help="Vector store for a new index: local (embedded, the default), "
-             "qdrant://HOST:PORT/COLLECTION or qdrant+path:DIR/COLLECTION.")] = None,
+             "qdrant://HOST:PORT/COLLECTION, qdrant+path:DIR/COLLECTION or qdrant-edge:DIR.")] = None,
     compression: CompressionOpt = "auto",
     sync: Annotated[bool, typer.Option(
         "--sync", help="Also remove indexed documents under these folders whose files are gone.")] = False,
@@ -96,7 +105,14 @@ def ingest(
         if encoder not in (None, "text") or options:
             fail("--model is the text encoder's model; the optical lane takes --weights")
         options = {"model": str(model)}
-    if existed and not options and not lanes:  # as the index was built
+    if runtime is not None:
+        if encoder not in (None, "text") or "optical" in lanes:
+            fail("--runtime is the text encoder's runtime; it takes no extra lanes")
+        options["runtime"] = runtime
+    text_options = {k: v for k, v in options.items() if k in ("model", "runtime")}
+    if existed and text_options == {"runtime": runtime} and not lanes:  # this runtime on an index
+        idx = run(lambda: Index.open(target, encoder=_text_encoder(text_options), store=store))
+    elif existed and not options and not lanes:  # as the index was built
         idx = run(lambda: Index.open(target, encoder=encoder, store=store))
     elif lanes:
         idx = run(lambda: Index.create(target, encoder=encoder or "text", store=store,

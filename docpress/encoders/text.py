@@ -10,10 +10,16 @@ import numpy as np
 
 from docpress.encoders.base import Encoder
 from docpress.encoders.dtypes import pick_dtype
-from docpress.errors import BackendUnavailableError
+from docpress.errors import BackendUnavailableError, DocpressError
 from docpress.types import Page, PageVectors, QueryVectors
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+# auto: torch for a plain local BERT (the bundled model), else transformers. The ONNX runtimes
+# are measured in benchmarks/results/encoder_runtimes.md.
+ONNX_RUNTIMES = ("onnx", "onnx-int8")
+RUNTIMES = ("auto", "torch", "transformers", *ONNX_RUNTIMES)
+# Runtimes whose vectors differ from fp32 torch by more than rounding: part of the config hash.
+CHANGES_VECTORS = ("onnx-int8",)
 
 
 def default_model_path() -> str:
@@ -70,6 +76,8 @@ class TextTokenEncoder(Encoder):
 
         from docpress.encoders.bert import load_local_bert
 
+        if runtime not in RUNTIMES:
+            raise DocpressError(f"unknown runtime {runtime!r}; choose one of: {', '.join(RUNTIMES)}")
         self.model_name = model or default_model_path()
         self.max_length = max_length
         self.overlap = overlap
@@ -77,32 +85,46 @@ class TextTokenEncoder(Encoder):
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         # A plain local BERT (the bundled MiniLM) loads without transformers: a faster cold start.
         loaded = load_local_bert(self.model_name) if runtime != "transformers" else None
-        self.runtime = "torch" if loaded else "transformers"
-        if loaded:
-            self.tokenizer, self.model = loaded
+        if runtime in ONNX_RUNTIMES:
+            if not loaded:
+                raise BackendUnavailableError(f"runtime {runtime} runs plain local BERT models; "
+                                              f"{self.model_name} is not one")
+            from docpress.encoders.onnx_bert import OnnxBert
+
+            self.tokenizer, self.model = loaded[0], OnnxBert(self.model_name, loaded[1], runtime)
+            self.runtime, self.device, self.dtype = runtime, "cpu", torch.float32
         else:
-            self.tokenizer, self.model = _load_with_transformers(self.model_name)
+            self.runtime = "torch" if loaded else "transformers"
+            self.tokenizer, self.model = loaded or _load_with_transformers(self.model_name)
+            # bf16 matmuls are ~4x faster than fp32 on CPUs with AVX512-BF16/AMX and on GPUs;
+            # a bf16 model (rather than autocast) also skips re-casting weights on every batch.
+            self.dtype = pick_dtype(dtype, self.device)
+            self.model.eval().to(self.device, dtype=self.dtype)
         if not self.tokenizer.is_fast:
             raise BackendUnavailableError(f"{self.model_name}: a fast tokenizer (tokenizer.json) is required")
-        # bf16 matmuls are ~4x faster than fp32 on CPUs with AVX512-BF16/AMX and on GPUs; a
-        # bf16 model (rather than autocast) also skips re-casting weights on every batch.
-        self.dtype = pick_dtype(dtype, self.device)
-        self.model.eval().to(self.device, dtype=self.dtype)
         self.dim = int(self.model.config.hidden_size)
         self._special = set(self.tokenizer.all_special_ids)
         self.model_label = DEFAULT_MODEL if model is None else self.model_name
 
     def config(self) -> dict:
-        return {"model": self.model_label, "max_length": self.max_length, "overlap": self.overlap,
-                "dim": self.dim}
+        config = {"model": self.model_label, "max_length": self.max_length, "overlap": self.overlap,
+                  "dim": self.dim}
+        if self.runtime in CHANGES_VECTORS:  # an int8 index must never take fp32 vectors
+            config["runtime"] = self.runtime
+        return config
+
+    def options(self) -> dict:
+        """An ONNX runtime asked for, so the index's searches run the same one (torch and
+        transformers are picked by `auto` and give the same vectors)."""
+        return {"runtime": self.runtime} if self.runtime in ONNX_RUNTIMES else {}
 
     @classmethod
     def from_record(cls, config: dict, options: dict) -> "TextTokenEncoder":
         """The model and windows the config names (the bundled model when it names that one)."""
-        kwargs = {k: v for k, v in config.items() if k in ("max_length", "overlap")}
+        kwargs = {k: v for k, v in config.items() if k in ("max_length", "overlap", "runtime")}
         if config.get("model") and config["model"] != DEFAULT_MODEL:
             kwargs["model"] = config["model"]
-        return cls(**kwargs, **options)
+        return cls(**{**kwargs, **options})
 
     # -- tokenisation -------------------------------------------------------------------
     def _tokenize(self, texts: list[str]):

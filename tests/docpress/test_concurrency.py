@@ -88,9 +88,10 @@ def test_readers_never_see_a_half_document_during_ingest_and_compaction(tmp_path
                     docs = {d.id: d.page_count for d in reader.catalog.documents()}
                     counts = dict(reader.catalog.db.execute("SELECT doc_id, COUNT(*) FROM pages GROUP BY doc_id"))
                     assert counts == {i: n for i, n in docs.items() if n}, (counts, docs)
-                hits = reader.search(QUESTIONS["volcanoes"], k=5)
-                for hit in hits:
-                    assert reader.catalog.page(hit.page_id) is not None and hit.snippet
+                with reader.reading():  # the hits and the check on one snapshot: a page
+                    hits = reader.search(QUESTIONS["volcanoes"], k=5)  # removed after the
+                    for hit in hits:  # search is no half document
+                        assert reader.catalog.page(hit.page_id) is not None and hit.snippet
                 seen.append(len(docs))
         except Exception as exc:  # reported to the main thread
             errors.append(exc)
