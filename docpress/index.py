@@ -47,10 +47,12 @@ def default_index_path() -> Path:
 
 
 def _normalize_store(store: str, directory: Path) -> str:
-    """Pin a relative on-disk Qdrant path to the index folder, so the index can be opened anywhere."""
-    prefix = "qdrant+path:"
-    if store.startswith(prefix) and not store[len(prefix):].startswith("/"):
-        return prefix + str((directory / store[len(prefix):]).resolve())
+    """Pin a relative on-disk Qdrant path (qdrant+path:, qdrant-edge:) to the index folder, so
+    the index can be opened anywhere. An empty path stays as it is: the store refuses it."""
+    for prefix in ("qdrant+path:", "qdrant-edge:"):
+        rest = store[len(prefix):]
+        if store.startswith(prefix) and rest and not rest.startswith("/"):
+            return prefix + str((directory / rest).resolve())
     return store
 
 

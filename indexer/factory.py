@@ -19,6 +19,15 @@ def open_store(manifest: Manifest, directory: Path, catalog: Catalog) -> VectorS
     that switched folders landed, the manifest write after it did not) is corrected in memory;
     the next writer saves it (readers never write the manifest)."""
     if manifest.store != LOCAL:
+        from indexer.stores.qdrant_edge import QdrantEdgeStore, edge_folder, is_edge_location
+
+        if is_edge_location(manifest.store):
+            # The store would make a new, empty shard where its folder went missing.
+            shard = edge_folder(manifest.store, Path(directory))
+            if not shard.is_dir() and catalog.counts()["pages"]:
+                raise CorruptIndexError(f"{shard} is missing (the Qdrant Edge shard of the catalog's "
+                                        "pages); ingest the PDFs into a new index")
+            return QdrantEdgeStore(manifest.store, manifest.dim, root=Path(directory))
         from indexer.stores.qdrant import QdrantStore
 
         return QdrantStore(manifest.store, manifest.dim)

@@ -8,17 +8,13 @@ Locations (the manifest's `store` string):
     qdrant+path:relative/dir/collection (relative to the working directory)
     qdrant+memory:collection            qdrant-client in memory (tests; gone on close)
 
-Each page is one point (id = page id) with two named vectors: "tokens", the page's token
-vectors as a MAX_SIM multivector with no HNSW graph (it is only ever scanned exactly over a
-given id set), and "pooled", the page's first pooled window (HNSW on, for a future prefetch).
-Boxes, word indices and all pooled windows ride in the payload as base64 little-endian arrays:
-as JSON float lists they would be about four times bigger and slow to parse, and nothing
-filters on them.
+Each page is one point (qdrant_points.py): "tokens", the page's token vectors as a MAX_SIM
+multivector with no HNSW graph (it is only ever scanned exactly over a given id set), and
+"pooled", the page's first pooled window (HNSW on, for a future prefetch).
 """
 
 from __future__ import annotations
 
-import base64
 import os
 import re
 from contextlib import contextmanager
@@ -33,14 +29,26 @@ from docpress.errors import BackendUnavailableError, DocpressError, IndexMismatc
 from docpress.types import PageVectors
 from indexer.catalog import PageTable
 from indexer.stores.base import Capabilities, Location, StoredPage, VectorStore
+from indexer.stores.qdrant_points import (
+    POOLED,
+    TOKENS,
+    batches,
+    chunks,
+    point_locations,
+    point_payload,
+    point_vectors,
+    read_pages,
+    read_windows,
+    scores_in_order,
+    unique_ids,
+    window_scores_of,
+)
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
 
 API_KEY_ENV = "QDRANT_API_KEY"
 DEFAULT_PORT = 6333
-TOKENS = "tokens"
-POOLED = "pooled"
 # Upsert batches are cut at this many floats (~8k tokens at dim 128): a JSON request stays
 # well under the server's default 32 MB body limit.
 MAX_FLOATS_PER_UPSERT = 1 << 20
@@ -211,66 +219,41 @@ class QdrantStore(VectorStore):
 
     # -- writing ------------------------------------------------------------------------
     def add(self, pages: list[StoredPage]) -> list[Location]:
-        for batch in _batches(pages, self.dim):
+        for batch in batches(pages, self.dim, MAX_FLOATS_PER_UPSERT):
             with self._calls("write to"):
                 # wait=True: the points are durable before the catalog commit makes them visible.
                 self.client.upsert(self.collection, [_point(p) for p in batch], wait=True)
-        return [Location(-1, len(p.vectors.vectors), -1, len(p.vectors.pooled)) for p in pages]
+        return point_locations(pages)
 
     def remove(self, page_ids: list[int]) -> None:
         from qdrant_client import models
 
         ids = [int(i) for i in page_ids]
-        for chunk in _chunks(ids):
+        for chunk in chunks(ids, IDS_PER_REQUEST):
             with self._calls("delete from"):
                 self.client.delete(self.collection, models.PointIdsList(points=chunk), wait=True)
 
     # -- scoring ------------------------------------------------------------------------
     def maxsim(self, query: np.ndarray, pages: PageTable) -> np.ndarray:
-        scores = np.zeros(len(pages), np.float32)
         if len(pages) == 0 or len(query) == 0:
-            return scores
+            return np.zeros(len(pages), np.float32)
         from qdrant_client import models
 
         q = np.asarray(query, np.float32).tolist()
-        ids = _unique_ids(pages.page_ids)
+        ids = unique_ids(pages.page_ids)
         # Local mode is always exact and warns about search params; the server needs the hint.
         params = models.SearchParams(exact=True) if self.remote else None
         requests = [models.QueryRequest(
             query=q, using=TOKENS, limit=len(chunk), params=params, with_payload=False,
             filter=models.Filter(must=[models.HasIdCondition(has_id=chunk)]))
-            for chunk in _chunks(ids)]
+            for chunk in chunks(ids, IDS_PER_REQUEST)]
         with self._calls("search"):
             responses = self.client.query_batch_points(self.collection, requests)
-        # Pages without token vectors are absent from the results and keep 0, as in LocalStore.
-        found = {int(p.id): p.score for r in responses for p in r.points}
-        for i, page_id in enumerate(pages.page_ids):
-            scores[i] = found.get(int(page_id), 0.0)
-        return scores
+        return scores_in_order(pages.page_ids, {int(p.id): p.score for r in responses for p in r.points})
 
     def window_scores(self, pooled: np.ndarray, pages: PageTable):
-        windows = self._pooled_windows(pages.page_ids)
-        q = np.asarray(pooled, np.float32)
-        parts, first, count = [], np.zeros(len(pages), np.int64), np.zeros(len(pages), np.int64)
-        offset = 0
-        for i, page_id in enumerate(pages.page_ids):
-            w = windows.get(int(page_id))
-            if w is not None and len(w):
-                parts.append(w @ q)
-                first[i], count[i] = offset, len(w)
-                offset += len(w)
-        return (np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)), first, count
-
-    def _pooled_windows(self, page_ids: np.ndarray) -> dict[int, np.ndarray]:
-        """page id -> (n_windows, dim) pooled vectors, read from the payload."""
-        out = {}
-        for chunk in _chunks(_unique_ids(page_ids)):
-            with self._calls("read from"):
-                records = self.client.retrieve(self.collection, chunk, with_payload=["pooled_f32"],
-                                               with_vectors=False)
-            for r in records:
-                out[int(r.id)] = _decode(r.payload["pooled_f32"], np.float32, self.dim)
-        return out
+        windows = read_windows(pages.page_ids, self._retrieve_windows, self.dim, IDS_PER_REQUEST)
+        return window_scores_of(windows, pooled, pages.page_ids)
 
     # -- reading ------------------------------------------------------------------------
     def page_vectors(self, page_id: int, location: Location) -> PageVectors:
@@ -281,30 +264,17 @@ class QdrantStore(VectorStore):
 
     def _read(self, page_ids: list[int]) -> list[PageVectors]:
         """The pages' vectors, IDS_PER_REQUEST pages a request, in the order asked."""
-        found: dict[int, PageVectors] = {}
-        for chunk in _chunks(_unique_ids(np.asarray(page_ids))):
-            with self._calls("read from"):
-                records = self.client.retrieve(self.collection, chunk, with_payload=True,
-                                               with_vectors=[TOKENS])
-            found.update((int(r.id), self._page(r)) for r in records)
-        missing = [i for i in page_ids if i not in found]
-        if missing:
-            raise DocpressError(f"page {missing[0]} is missing from Qdrant collection "
-                                f"{self.collection!r}; re-ingest its document")
-        return [found[i] for i in page_ids]
+        return read_pages(page_ids, self._retrieve_pages, self.dim, IDS_PER_REQUEST,
+                          f"Qdrant collection {self.collection!r}")
 
-    def _page(self, record) -> PageVectors:
-        tokens = (record.vector or {}).get(TOKENS) if isinstance(record.vector, dict) else None
-        vectors = np.asarray(tokens, np.float32).reshape(-1, self.dim) if tokens \
-            else np.zeros((0, self.dim), np.float32)
-        payload = record.payload or {}
-        return PageVectors(
-            vectors=vectors,
-            boxes=_decode(payload["boxes_f16"], np.float16, 4).astype(np.float32),
-            words=_decode(payload["words_i32"], np.int32),
-            weights=np.ones(len(vectors), np.float32),
-            pooled=_decode(payload["pooled_f32"], np.float32, self.dim),
-        )
+    def _retrieve_pages(self, ids: list[int]) -> list:
+        with self._calls("read from"):
+            return self.client.retrieve(self.collection, ids, with_payload=True, with_vectors=[TOKENS])
+
+    def _retrieve_windows(self, ids: list[int]) -> list:
+        with self._calls("read from"):
+            return self.client.retrieve(self.collection, ids, with_payload=["pooled_f32"],
+                                        with_vectors=False)
 
     def nbytes(self) -> int:
         if self.target.path is None:
@@ -317,64 +287,13 @@ class QdrantStore(VectorStore):
         self.client.close()
 
 
-# -- points and payloads ---------------------------------------------------------------
+# -- points ---------------------------------------------------------------------------
 def _point(page: StoredPage) -> Any:
-    """One page as a point: token multivector, first pooled window, and a binary payload."""
+    """One page as a qdrant-client point (qdrant_points.py: its vectors and payload)."""
     from qdrant_client import models
 
-    v = page.vectors
-    vectors: dict[str, Any] = {}
-    # Qdrant rejects empty vectors; a page without tokens (or windows) simply lacks that one.
-    if len(v.vectors):
-        vectors[TOKENS] = np.asarray(v.vectors, np.float32).tolist()
-    if len(v.pooled):
-        vectors[POOLED] = np.asarray(v.pooled[0], np.float32).tolist()
-    payload = {
-        "page_id": int(page.page_id),
-        "doc_id": int(page.doc_id),
-        "n_vectors": len(v.vectors),
-        "n_pooled": len(v.pooled),
-        "boxes_f16": _encode(np.asarray(v.boxes, np.float16).reshape(-1, 4)),
-        "words_i32": _encode(np.asarray(v.words, np.int32).reshape(-1)),
-        "pooled_f32": _encode(np.asarray(v.pooled, np.float32)),
-    }
-    return models.PointStruct(id=int(page.page_id), vector=vectors, payload=payload)
-
-
-def _encode(array: np.ndarray) -> str:
-    # Explicit little-endian so a collection reads back the same on any host.
-    return base64.b64encode(np.ascontiguousarray(array, array.dtype.newbyteorder("<")).tobytes()
-                            ).decode("ascii")
-
-
-def _decode(text: str, dtype, width: int | None = None) -> np.ndarray:
-    array = np.frombuffer(base64.b64decode(text), np.dtype(dtype).newbyteorder("<"))
-    array = array.astype(np.dtype(dtype))  # native order, writable copy
-    return array.reshape(-1, width) if width else array
-
-
-def _batches(pages: list[StoredPage], dim: int) -> Iterator[list[StoredPage]]:
-    """Consecutive page groups of at most MAX_FLOATS_PER_UPSERT floats (at least one page)."""
-    batch: list[StoredPage] = []
-    floats = 0
-    for page in pages:
-        size = (len(page.vectors.vectors) + len(page.vectors.pooled)) * dim
-        if batch and floats + size > MAX_FLOATS_PER_UPSERT:
-            yield batch
-            batch, floats = [], 0
-        batch.append(page)
-        floats += size
-    if batch:
-        yield batch
-
-
-def _unique_ids(page_ids: np.ndarray) -> list[int]:
-    return list(dict.fromkeys(int(i) for i in page_ids))
-
-
-def _chunks(ids: list[int]) -> Iterator[list[int]]:
-    for i in range(0, len(ids), IDS_PER_REQUEST):
-        yield ids[i:i + IDS_PER_REQUEST]
+    return models.PointStruct(id=int(page.page_id), vector=point_vectors(page),
+                              payload=point_payload(page))
 
 
 def _reason(error: BaseException) -> str:

@@ -2,8 +2,8 @@
 
 The contract (indexer/stores/base.py) says what maxsim, dense, head_vectors and page_vectors
 return; each store must agree with the plain numpy formulas within its own precision:
-bf16 rows (Bf16Store, an identity ProjectedStore, bf16 codes), fp16 and int8 codes, and
-Qdrant's local mode (float32).
+bf16 rows (Bf16Store, an identity ProjectedStore, bf16 codes), fp16 and int8 codes,
+Qdrant's local mode (float32) and Qdrant Edge (float16 tokens).
 """
 
 from __future__ import annotations
@@ -119,10 +119,18 @@ def build(kind: str, tmp_path) -> tuple[Built, list[VectorStore]]:
 
         store = QdrantStore(f"qdrant+memory:congruence-{tmp_path.name}", DIM)
         return Built(store, table_of(PAGES, store.add(PAGES)), 1e-4, 1e-6, 1e-5, end_to_end=True), [store]
+    if kind == "qdrant-edge":
+        pytest.importorskip("qdrant_edge")
+        from indexer.stores.qdrant_edge import QdrantEdgeStore
+
+        # float16 token vectors, float32 pooled windows
+        store = QdrantEdgeStore(f"qdrant-edge:{tmp_path / 'edge'}", DIM)
+        return Built(store, table_of(PAGES, store.add(PAGES)), 2e-3, 5e-4, 1e-5, end_to_end=True), [store]
     raise ValueError(kind)
 
 
-KINDS = ["bf16", "projected", "compressed-bf16", "compressed-fp16", "compressed-int8", "qdrant"]
+KINDS = ["bf16", "projected", "compressed-bf16", "compressed-fp16", "compressed-int8", "qdrant",
+         "qdrant-edge"]
 
 
 @pytest.fixture(params=KINDS)
