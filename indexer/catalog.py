@@ -230,10 +230,12 @@ class Catalog:
 
     def insert_document(self, path: str, sha256: str, title: str, page_count: int,
                         metadata: dict) -> int:
-        cur = self.db.execute(
-            "INSERT INTO documents(path, sha256, title, page_count, metadata, added_at) "
-            "VALUES(?,?,?,?,?,?)", (path, sha256, title, page_count, json.dumps(metadata), time.time()))
-        return int(cur.lastrowid)
+        doc_id = self._next_id("documents")
+        self.db.execute(
+            "INSERT INTO documents(id, path, sha256, title, page_count, metadata, added_at) "
+            "VALUES(?,?,?,?,?,?,?)", (doc_id, path, sha256, title, page_count, json.dumps(metadata), time.time()))
+        self._used_ids("documents", doc_id)
+        return doc_id
 
     def delete_document(self, doc_id: int) -> list[int]:
         """Delete a document and its pages; return the deleted page ids."""
@@ -278,10 +280,22 @@ class Catalog:
 
     # -- pages --------------------------------------------------------------------------
     def next_page_id(self) -> int:
-        row = self.db.execute("SELECT COALESCE(MAX(id), 0) FROM pages").fetchone()
-        return int(row[0]) + 1
+        return self._next_id("pages")
+
+    def _next_id(self, table: str) -> int:
+        """An id never given before in `table`, even to a row since deleted: the search caches
+        follow writes by id, so an id must always mean the same text."""
+        row = self.db.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}").fetchone()
+        return max(int(row[0]) + 1, int(self.state(f"next_id.{table}", "1")))
+
+    def _used_ids(self, table: str, highest: int) -> None:
+        if highest + 1 > int(self.state(f"next_id.{table}", "1")):
+            self.set_state(f"next_id.{table}", str(highest + 1))
 
     def insert_pages(self, rows: list[PageRow]) -> None:
+        ids = [int(r.id) for r in rows if r.id is not None]
+        if ids:
+            self._used_ids("pages", max(ids))
         self.db.executemany(
             "INSERT INTO pages(id, doc_id, number, width, height, text, text_source, vec_start, "
             "vec_count, pool_start, pool_count) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
@@ -373,25 +387,33 @@ class Catalog:
                     chunk).fetchall()
         return np.asarray([r[0] for r in rows], dtype=np.int64), [r[1] for r in rows]
 
-    def document_texts(self, first_words: int | None = None) -> tuple[np.ndarray, list[str]]:
+    def document_texts(self, first_words: int | None = None,
+                       doc_ids: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
         """(document ids, text) where text is the file name, title and the pages' text in order
-        (only the first `first_words` words of it when given)."""
+        (only the first `first_words` words of it when given); of `doc_ids` (in that order, the
+        unknown ones left out) or of every document (by id)."""
         docs = {d.id: d for d in self.documents()}
-        parts: dict[int, list[str]] = {i: [] for i in docs}
-        counts = dict.fromkeys(docs, 0)
-        for doc_id, text in self.db.execute("SELECT doc_id, text FROM pages ORDER BY doc_id, number"):
-            if first_words is not None and counts[doc_id] >= first_words:
-                continue
-            parts[doc_id].append(text)
-            counts[doc_id] += text.count(" ") + 1
-        ids = np.asarray(sorted(docs), dtype=np.int64)
+        ids = sorted(docs) if doc_ids is None else [int(i) for i in doc_ids if int(i) in docs]
+        parts: dict[int, list[str]] = {i: [] for i in ids}
+        counts = dict.fromkeys(ids, 0)
+        for i in range(0, len(ids), 900):
+            chunk = ids[i:i + 900] if doc_ids is not None else None
+            query = "SELECT doc_id, text FROM pages " + \
+                (f"WHERE doc_id IN ({','.join('?' * len(chunk))}) " if chunk else "") + "ORDER BY doc_id, number"
+            for doc_id, text in self.db.execute(query, chunk or ()):
+                if first_words is not None and counts[doc_id] >= first_words:
+                    continue
+                parts[doc_id].append(text)
+                counts[doc_id] += text.count(" ") + 1
+            if chunk is None:
+                break
         texts = []
         for i in ids:
-            body = " ".join(parts[int(i)])
+            body = " ".join(parts[i])
             if first_words is not None:
                 body = " ".join(body.split(" ")[:first_words])
-            texts.append(f"{Path(docs[int(i)].path).stem} {docs[int(i)].title} {body}")
-        return ids, texts
+            texts.append(f"{Path(docs[i].path).stem} {docs[i].title} {body}")
+        return np.asarray(ids, dtype=np.int64), texts
 
     def page_table(self, path_glob: str | None = None, metadata: dict | None = None) -> PageTable:
         """Live pages, optionally only those of documents matching a path glob and metadata.

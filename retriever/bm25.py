@@ -1,4 +1,5 @@
-"""BM25 (bm25s) over any keyed texts: pages, page heads, document profiles; cached on disk."""
+"""BM25 over any keyed texts (pages, page heads, document profiles), following the catalog's
+writes incrementally, saved on disk for the other readers."""
 
 from __future__ import annotations
 
@@ -11,7 +12,13 @@ from typing import Callable
 
 import numpy as np
 
+from retriever.bm25_segments import Segment, merge, score
 from retriever.lexical import TERMS_VERSION, TOKEN_PATTERN, normalize
+
+# Segments an index may have before they are merged into one (each adds a little per query).
+MAX_SEGMENTS = 4
+# Bumped when the saved layout changes: an older saved index is rebuilt.
+FORMAT = 2
 
 
 def replace_folder(target: Path, write: Callable[[Path], object]) -> None:
@@ -37,53 +44,113 @@ def _stemmer():
 
 
 class Bm25Index:
-    """A bm25s index over texts keyed by integer ids (page or document ids).
+    """BM25 over texts keyed by integer ids (page or document ids), in segments that follow
+    the catalog: a write adds the new texts' postings and marks removed ones dead
+    (retriever.bm25_segments says why and how it scores).
 
-    scores(query, ids) gives (len(ids),) float32 in the order of `ids` (0 for unknown ids).
+    scores(query, ids) gives (len(ids),) float32 in the order of `ids` (0 for unknown ids);
+    `keys` are the live ids, in the order scores(query) gives them.
     """
 
-    def __init__(self, keys: np.ndarray, retriever, stemmer):
-        self.keys = np.asarray(keys, dtype=np.int64)
-        self._row = {int(p): i for i, p in enumerate(self.keys)}
-        self.retriever = retriever
+    def __init__(self, vocab: dict[str, int], segments: list[Segment], live: list[np.ndarray], stemmer):
+        self.vocab = vocab
+        self.segments = segments
+        self.live = live
         self.stemmer = stemmer
+        self._index_keys()
 
+    def _index_keys(self) -> None:
+        everything = np.concatenate([s.keys for s in self.segments]) if self.segments else np.zeros(0, np.int64)
+        alive = np.concatenate(self.live) if self.live else np.zeros(0, bool)
+        self._live_rows = np.flatnonzero(alive)
+        self.keys = everything[self._live_rows]
+        self._order = np.argsort(self.keys, kind="stable")
+        self._last: tuple[np.ndarray, np.ndarray] | None = None  # (keys asked for, their rows)
+
+    # -- building -----------------------------------------------------------------------
     @classmethod
     def build(cls, keys: np.ndarray, texts: list[str]) -> "Bm25Index":
-        import bm25s
-
-        stemmer = _stemmer()
-        retriever = bm25s.BM25()
-        if len(texts):
-            tokens = bm25s.tokenize([normalize(t) for t in texts], stopwords="en",
-                                    stemmer=stemmer, token_pattern=TOKEN_PATTERN, show_progress=False)
-            retriever.index(tokens, show_progress=False)
-        return cls(keys, retriever, stemmer)
-
-    @classmethod
-    def load_or_build(cls, cache: Path, generation: int,
-                      corpus: Callable[[], tuple[np.ndarray, list[str]]]) -> "Bm25Index":
-        """Reuse the cached index when the catalog has not changed since it was built."""
-        import bm25s
-
-        wanted = {"generation": generation, "terms": TERMS_VERSION}
-        try:
-            if json.loads((cache / "stamp.json").read_text()) == wanted:
-                retriever = bm25s.BM25.load(str(cache / "bm25"), load_corpus=False)
-                return cls(np.load(cache / "keys.npy"), retriever, _stemmer())
-        except Exception:  # noqa: BLE001 - missing, damaged or being replaced: derived data, rebuilt
-            pass
-        keys, texts = corpus()
-        index = cls.build(keys, texts)
-        if len(keys):
-            try:
-                replace_folder(cache, lambda tmp: (index.retriever.save(str(tmp / "bm25")),
-                                                   np.save(tmp / "keys.npy", index.keys),
-                                                   (tmp / "stamp.json").write_text(json.dumps(wanted))))
-            except OSError:  # a read-only index still searches; it just rebuilds next time
-                pass
+        index = cls({}, [], [], _stemmer())
+        index._append(np.asarray(keys, np.int64), texts)
         return index
 
+    def _append(self, keys: np.ndarray, texts: list[str]) -> None:
+        self.segments.append(Segment.of(keys, self._term_ids(texts), len(self.vocab)))
+        self.live.append(np.ones(len(keys), bool))
+        self._index_keys()
+
+    def _term_ids(self, texts: list[str]) -> list[np.ndarray]:
+        """Each text's terms as ids of this index's vocabulary (new terms are added)."""
+        import bm25s
+
+        if not texts:
+            return []
+        tokens = bm25s.tokenize([normalize(t) for t in texts], stopwords="en", stemmer=self.stemmer,
+                                token_pattern=TOKEN_PATTERN, return_ids=True, show_progress=False)
+        remap = np.zeros(max(len(tokens.vocab), 1), np.int64)
+        for term, local in tokens.vocab.items():
+            remap[local] = self.vocab.setdefault(term, len(self.vocab))
+        return [remap[np.asarray(ids, np.int64)] for ids in tokens.ids]
+
+    def updated(self, live_keys: np.ndarray, texts: Callable[[np.ndarray], list[str]]) -> "Bm25Index":
+        """This index following a write: keys no longer live are dead, new keys' texts are
+        added as a segment (the catalog never gives an id twice, so a live key's text is the
+        one indexed). Segments are merged when there are many or many dead texts."""
+        live_keys = np.asarray(live_keys, np.int64)
+        live = [alive & np.isin(seg.keys, live_keys) for seg, alive in zip(self.segments, self.live)]
+        known = np.concatenate([seg.keys[a] for seg, a in zip(self.segments, live)]) if live else np.zeros(0, np.int64)
+        new = live_keys[~np.isin(live_keys, known)]
+        same = len(new) == 0 and all((a == b).all() for a, b in zip(live, self.live))
+        if same:
+            return self
+        index = Bm25Index(self.vocab, list(self.segments), live, self.stemmer)
+        if len(new):
+            index._append(new, texts(new))
+        dead = sum(int((~a).sum()) for a in index.live)
+        if len(index.segments) > MAX_SEGMENTS or dead > 0.3 * max(len(index.keys), 1):
+            index = index.merged()
+        return index
+
+    def merged(self) -> "Bm25Index":
+        """One segment of the live texts."""
+        one = merge(self.segments, self.live, len(self.vocab))
+        return Bm25Index(self.vocab, [one], [np.ones(len(one.keys), bool)], self.stemmer)
+
+    # -- on disk ------------------------------------------------------------------------
+    def save(self, folder: Path, stamp: dict) -> None:
+        """Written aside and swapped in whole (replace_folder): other readers share it."""
+        def write(tmp: Path) -> None:
+            # terms are word characters only: one newline-separated UTF-8 blob, no pickle
+            terms = "\n".join(sorted(self.vocab, key=self.vocab.get)).encode()
+            arrays = {"vocab": np.frombuffer(terms, np.uint8)}
+            for i, (seg, alive) in enumerate(zip(self.segments, self.live)):
+                for field in ("keys", "lengths", "indptr", "rows", "tf"):
+                    arrays[f"{i}.{field}"] = getattr(seg, field)
+                arrays[f"{i}.live"] = alive
+            np.savez(tmp / "bm25.npz", **arrays)
+            (tmp / "stamp.json").write_text(json.dumps({**stamp, "segments": len(self.segments)}))
+
+        replace_folder(folder, write)
+
+    @classmethod
+    def load(cls, folder: Path, stamp: dict) -> tuple["Bm25Index", dict] | None:
+        """(the saved index, its stamp) when it was written with these terms, else None."""
+        try:
+            saved = json.loads((folder / "stamp.json").read_text())
+            if any(saved.get(k) != v for k, v in stamp.items()):
+                return None
+            with np.load(folder / "bm25.npz") as data:
+                terms = data["vocab"].tobytes().decode()
+                vocab = {t: i for i, t in enumerate(terms.split("\n"))} if terms else {}
+                segments, live = [], []
+                for i in range(int(saved["segments"])):
+                    segments.append(Segment(*(data[f"{i}.{f}"] for f in ("keys", "lengths", "indptr", "rows", "tf"))))
+                    live.append(data[f"{i}.live"])
+            return cls(vocab, segments, live, _stemmer()), saved
+        except Exception:  # noqa: BLE001 - missing, damaged or being replaced: derived data, rebuilt
+            return None
+
+    # -- scoring ------------------------------------------------------------------------
     def query_tokens(self, query: str) -> list[str]:
         import bm25s
 
@@ -92,14 +159,53 @@ class Bm25Index:
         return tokenized[0]
 
     def scores(self, query: str, keys: np.ndarray | None = None) -> np.ndarray:
-        """BM25 score of every key (or of `keys`, in that order)."""
+        """BM25 score of every live key (or of `keys`, in that order)."""
         n = len(self.keys) if keys is None else len(keys)
-        vocab = getattr(self.retriever, "vocab_dict", None) or {}
-        tokens = [t for t in self.query_tokens(query) if t in vocab]
-        if not tokens:
+        terms = [self.vocab[t] for t in self.query_tokens(query) if t in self.vocab]
+        if not terms:
             return np.zeros(n, np.float32)
-        full = self.retriever.get_scores(tokens).astype(np.float32)
+        per_segment = score(self.segments, self.live, terms)
+        full = np.concatenate(per_segment)[self._live_rows]
         if keys is None:
             return full
-        rows = np.asarray([self._row.get(int(p), -1) for p in keys], dtype=np.int64)
+        rows = self.rows(keys)
         return np.where(rows >= 0, full[np.clip(rows, 0, None)], 0.0).astype(np.float32)
+
+    def rows(self, keys: np.ndarray) -> np.ndarray:
+        """Each key's position in `keys` of this index (-1: unknown). Remembered for the last
+        keys array: every search of one catalog generation passes the same page-table column.
+
+        >>> Bm25Index.build(np.array([7, 3, 9]), ["a b", "c d", "e f"]).rows(np.array([9, 4, 7])).tolist()
+        [2, -1, 0]
+        """
+        last = self._last
+        if last is not None and last[0] is keys:
+            return last[1]
+        keys = np.asarray(keys, dtype=np.int64)
+        if len(self.keys) == 0:
+            return np.full(len(keys), -1, np.int64)
+        where = np.clip(np.searchsorted(self.keys, keys, sorter=self._order), 0, len(self.keys) - 1)
+        rows = self._order[where]
+        rows = np.where(self.keys[rows] == keys, rows, -1)
+        self._last = (keys, rows)
+        return rows
+
+
+def follow(cache: Path, generation: int, prior: "Bm25Index | None", live_keys: Callable[[], np.ndarray],
+           texts: Callable[[np.ndarray], list[str]]) -> Bm25Index:
+    """The BM25 index of the catalog's `generation`: this process's previous one or the saved
+    one brought up to date, else built. Saved again when it was built or merged (a small
+    update is cheap to redo in each process)."""
+    stamp = {"terms": TERMS_VERSION, "format": FORMAT}
+    base = prior
+    if base is None:
+        loaded = Bm25Index.load(cache, stamp)
+        base = loaded[0] if loaded else None
+    keys = live_keys()
+    index = Bm25Index.build(keys, texts(keys)) if base is None else base.updated(keys, texts)
+    if base is None or len(index.segments) == 1 and index is not base:
+        try:
+            index.save(cache, {**stamp, "generation": generation})
+        except OSError:  # a read-only index still searches; it just rebuilds next time
+            pass
+    return index

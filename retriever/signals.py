@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -11,22 +12,37 @@ import numpy as np
 from indexer.catalog import Catalog, PageTable
 from indexer.layout import cache_folder
 from indexer.stores.base import VectorStore
-from retriever.bm25 import Bm25Index
+from retriever.bm25 import Bm25Index, follow
 
 HEAD_TOKENS = 32  # tokens that make a page's head vector (its title or heading)
 HEAD_WORDS = 40  # words of a page's head for BM25
 PROFILE_WORDS = 100  # words of a document's start, with its file name and title, for BM25
 
 
-def _page_heads(catalog: Catalog) -> tuple[np.ndarray, list[str]]:
-    ids, texts = catalog.page_texts()
-    return ids, [" ".join(t.split(" ")[:HEAD_WORDS]) for t in texts]
+def _vectors_identity(store: VectorStore) -> str:
+    """Which vectors the rows hold: a re-coded or compacted store (a new folder) has its
+    head vectors recomputed; within one folder rows are only appended."""
+    compressor = getattr(store, "compressor", None)
+    folder = getattr(store, "dir", None)
+    return f"{compressor.fingerprint() if compressor is not None else store.name}@{folder and Path(folder).name}"
+
+
+def _load_heads(path: Path):
+    """(page_ids, float32 heads, vectors identity, generation, vec_starts) saved by a reader,
+    or None."""
+    try:
+        with np.load(path) as saved:
+            return (saved["page_ids"], saved["heads"].astype(np.float32), str(saved["identity"]),
+                    int(saved["generation"]), saved["vec_start"])
+    except Exception:  # noqa: BLE001 - missing, damaged or older: derived data, rebuilt
+        return None
 
 
 class SignalCache:
     """Lazily built, generation-stamped caches for one index folder.
 
-    Every cache is rebuilt when the catalog's generation changes (any add or remove).
+    Every cache follows the catalog's generation (any add or remove): the BM25 indexes are
+    rebuilt, the head vectors updated with the new pages only.
     """
 
     def __init__(self, directory: Path, catalog: Catalog, store: VectorStore):
@@ -42,49 +58,86 @@ class SignalCache:
             self._cache[name] = (generation, build(generation))
         return self._cache[name][1]
 
-    def _bm25(self, name: str, corpus) -> Bm25Index:
-        return self._get(name, lambda g: Bm25Index.load_or_build(
-            cache_folder(self.directory) / name, g, corpus))
+    def _bm25(self, name: str, keys: Callable[[], np.ndarray],
+              texts: Callable[[np.ndarray], list[str]]) -> Bm25Index:
+        prior = self._cache.get(name)
+        return self._get(name, lambda g: follow(cache_folder(self.directory) / name, g,
+                                                prior[1] if prior else None, keys, texts))
+
+    def _page_ids(self) -> np.ndarray:
+        return self.catalog.page_table().page_ids
+
+    def _page_texts(self, page_ids: np.ndarray) -> list[str]:
+        """The pages' texts in the order of `page_ids`."""
+        got, texts = self.catalog.page_texts(page_ids)
+        by_id = dict(zip(got.tolist(), texts))
+        return [by_id.get(int(i), "") for i in page_ids]
+
+    def _doc_ids(self) -> np.ndarray:
+        return np.asarray([d.id for d in self.catalog.documents()], np.int64)
 
     def page_bm25(self) -> Bm25Index:
         """Over each page's whole text."""
-        return self._bm25("bm25-pages", self.catalog.page_texts)
+        return self._bm25("bm25-pages", self._page_ids, self._page_texts)
 
     def head_bm25(self) -> Bm25Index:
         """Over each page's first words (titles, headings)."""
-        return self._bm25("bm25-heads", lambda: _page_heads(self.catalog))
+        return self._bm25("bm25-heads", self._page_ids,
+                          lambda ids: [" ".join(t.split(" ")[:HEAD_WORDS]) for t in self._page_texts(ids)])
 
     def profile_bm25(self) -> Bm25Index:
         """Over each document's file name, title and opening words: which document is meant."""
-        return self._bm25("bm25-profiles", lambda: self.catalog.document_texts(PROFILE_WORDS))
+        return self._bm25("bm25-profiles", self._doc_ids,
+                          lambda ids: self.catalog.document_texts(PROFILE_WORDS, ids)[1])
 
     def document_bm25(self) -> Bm25Index:
         """Over each document's whole text."""
-        return self._bm25("bm25-documents", self.catalog.document_texts)
+        return self._bm25("bm25-documents", self._doc_ids, lambda ids: self.catalog.document_texts(None, ids)[1])
 
     def _heads(self) -> tuple[np.ndarray, np.ndarray]:
-        """(page_ids, (n, dim) float32 head vectors) of every live page, in page-table order."""
+        """(page_ids, (n, dim) float32 head vectors) of every live page, in page-table order.
+
+        Kept up to date incrementally: after a write only the new pages' heads are computed
+        (the rest carry over by page id), unless the vectors themselves changed (another
+        codec), which recomputes them all."""
+        identity = _vectors_identity(self.store)
+
         def build(generation: int):
             path = cache_folder(self.directory) / "heads.npz"
-            try:
-                with np.load(path) as saved:
-                    if int(saved["generation"]) == generation:
-                        return saved["page_ids"], saved["heads"].astype(np.float32)
-            except Exception:  # noqa: BLE001 - missing or damaged: derived data, rebuilt
-                pass
+            prior = self._cache.get("heads")
+            prior = prior[1] if prior else _load_heads(path)
             everything = self.catalog.page_table()
-            heads = self.store.head_vectors(everything, HEAD_TOKENS).astype(np.float16)
+            if prior is not None and prior[2] == identity and int(prior[3]) == generation:
+                return prior
+            heads = np.zeros((len(everything), self.store.dim), np.float32)
+            fresh = np.ones(len(everything), bool)
+            # Carried over only from local rows (append-only, addressed by vec_start); a server
+            # store's page ids may be given again with other vectors.
+            if prior is not None and prior[2] == identity and len(prior[0]) and \
+                    getattr(self.store, "dir", None) is not None:
+                order = np.argsort(prior[0])
+                where = np.clip(np.searchsorted(prior[0], everything.page_ids, sorter=order), 0, len(order) - 1)
+                # same page and same rows (an id freed by a delete may be given again)
+                known = (prior[0][order[where]] == everything.page_ids) & \
+                    (prior[4][order[where]] == everything.vec_start)
+                heads[known] = prior[1][order[where[known]]]
+                fresh = ~known
+            if fresh.any():  # float16 like the saved copy, so a reload gives the same scores
+                heads[fresh] = self.store.head_vectors(everything.subset(np.flatnonzero(fresh)), HEAD_TOKENS) \
+                    .astype(np.float16).astype(np.float32)
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 tmp = path.with_name(f"heads.tmp-{os.getpid()}-{threading.get_ident()}.npz")
-                np.savez(tmp, generation=generation, page_ids=everything.page_ids, heads=heads)
+                np.savez(tmp, generation=generation, page_ids=everything.page_ids,
+                         heads=heads.astype(np.float16), identity=identity, vec_start=everything.vec_start)
                 os.replace(tmp, path)  # whole or not at all, for the other readers
             except OSError:
                 pass
             # float32 in memory: a matrix-vector product per query, no cast of every row
-            return everything.page_ids, heads.astype(np.float32)
+            return everything.page_ids, heads, identity, generation, everything.vec_start
 
-        return self._get("heads", build)
+        page_ids, heads, *_ = self._get("heads", build)
+        return page_ids, heads
 
     @staticmethod
     def _rows(page_ids: np.ndarray, table: PageTable):

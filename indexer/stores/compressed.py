@@ -12,6 +12,7 @@ As in the bf16 store, rows become reachable only once the catalog records their 
 
 from __future__ import annotations
 
+import bisect
 import zlib
 from pathlib import Path
 from typing import Callable
@@ -82,9 +83,8 @@ class CompressedStore(VectorStore):
         wdtype = "uint16" if compressor.words_format == "u16" else "int32"
         self.words = AppendOnlyArray(self.dir / f"words.{compressor.words_format}", (1,), wdtype)
         self.pooled = AppendOnlyArray(self.dir / "pooled.u8", (compressor.pooled_bytes,), "uint8")
-        self._frame_map: dict[int, np.ndarray] = {}
-        self._frame_rows = 0
         self._pin = FolderPin(self.dir)
+        self._pooled_table = None  # (rows, the pooled codes as the quantizer scores them)
 
     # -- writing ------------------------------------------------------------------------
     def add(self, pages: list[StoredPage]) -> list[Location]:
@@ -156,6 +156,16 @@ class CompressedStore(VectorStore):
         out = np.zeros((len(pages), n_query), np.float32)
         table = self.codes.view()
         starts, counts = pages.vec_start, pages.vec_count
+        if _scattered(starts, counts):
+            # Candidates all over the file (hybrid's rerank): their rows gathered into one
+            # block and scored in one call, not one call per run (127 calls a query at 10k
+            # pages cost more in call overhead than in scoring).
+            nonempty = np.flatnonzero(counts > 0)
+            rows = _row_index(starts[nonempty], counts[nonempty])
+            sims = quantizer.score(prepared, table[rows])
+            offsets = np.concatenate([[0], np.cumsum(counts[nonempty])[:-1]])
+            out[nonempty] = segment_max(sims, offsets, axis=0)
+            return out.T
         i = 0
         while i < len(pages):
             # A run of pages whose rows are contiguous and fit in one block.
@@ -191,7 +201,11 @@ class CompressedStore(VectorStore):
             return np.zeros(0, np.float32), pages.pool_start, pages.pool_count
         q = self.compressor.transform_pooled(pooled)
         quantizer = self.compressor.pooled_quantizer
-        return quantizer.score(quantizer.prepare(q), self.pooled.view())[:, 0], pages.pool_start, pages.pool_count
+        view = self.pooled.view()
+        cached = self._pooled_table
+        if cached is None or cached[0] != len(view):  # the file grew: made again, once
+            cached = self._pooled_table = (len(view), quantizer.table(view))
+        return quantizer.score_table(quantizer.prepare(q), cached[1])[:, 0], pages.pool_start, pages.pool_count
 
     # -- reading back -------------------------------------------------------------------
     def compressed_page(self, location: Location) -> CompressedPage:
@@ -246,11 +260,11 @@ class CompressedStore(VectorStore):
         self._pin.close()
 
     def _frame(self, vec_start: int) -> np.ndarray:
-        if len(self.frames) != self._frame_rows:
-            rows = self.frames.view()
-            self._frame_map = {int(r[0]): np.asarray(r[1:]) for r in rows}
-            self._frame_rows = len(rows)
-        frame = self._frame_map.get(int(vec_start))
+        # frames.f64 is appended in row order, so its first column is sorted: a binary search,
+        # not a dict of every frame rebuilt after each write (quadratic over an ingest).
+        rows = self.frames.view()
+        i = bisect.bisect_left(rows[:, 0], vec_start)  # on the mapped column: no copy of it
+        frame = np.asarray(rows[i, 1:]) if i < len(rows) and rows[i, 0] == vec_start else None
         if frame is None:
             raise CorruptIndexError(f"{self.dir / 'frames.f64'} lacks the frame of rows at {vec_start} "
                                     f"(damaged); run `docpress repair --index {self.dir.parent}`")
@@ -276,6 +290,24 @@ class CompressedStore(VectorStore):
 
 
 # -- box and word storage ------------------------------------------------------------------
+def _scattered(starts: np.ndarray, counts: np.ndarray) -> bool:
+    """Pages in many separate runs of rows, few rows in all: worth gathering into one block."""
+    if len(starts) < 2 or int(counts.sum()) > CHUNK_ROWS:
+        return False
+    breaks = int(np.count_nonzero(starts[1:] != starts[:-1] + counts[:-1]))
+    return breaks >= 8
+
+
+def _row_index(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The rows [start, start + count) of every page, concatenated, as one index array.
+
+    >>> _row_index(np.array([5, 20]), np.array([2, 3])).tolist()
+    [5, 6, 20, 21, 22]
+    """
+    firsts = np.repeat(starts - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+    return firsts + np.arange(int(counts.sum()))
+
+
 def _frame(boxes: np.ndarray) -> np.ndarray:
     """(4,) float64 union of a page's boxes (zeros for a page without vectors)."""
     if len(boxes) == 0:

@@ -1,0 +1,187 @@
+"""Search at scale, simulated: an index of N pages grown from a real one, timed per method.
+
+    python benchmarks/scale.py --source /tmp/mmlb-index --queries ../shared/eval/mmlongbench-dev/queries.jsonl \
+        --pages 100000 --work /tmp/scale --json
+
+The simulation: the source index (an ingested corpus, compressed) is copied, then its pages
+are appended again and again as new documents until the index holds N pages. Each copy's
+codes get noise (every code bit flipped with probability --noise; the pooled codes' low bit
+flipped with probability 0.3), so copies are near, not exact, duplicates of real pages;
+their texts are the real pages' texts. Nothing is encoded: the build costs what the store
+and catalog writes cost.
+
+Printed as one JSON object: per method, p50/p95 ms of the search alone (warm, query vectors
+encoded beforehand) and p50 with query encoding; the first query after opening (it builds
+the BM25 and head-vector caches); peak RSS; disk bytes per page; build seconds; adding 100
+pages and deleting one document (store and catalog only, no encoding) and the first search
+after each. First-stage recall is 1.0 by construction for now: every method scores every
+page's cheap signals (issue 13's first stage is not built yet).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from docpress import Index
+from indexer.catalog import PageRow
+from indexer.stores.base import location_of
+
+METHODS = ("hybrid", "rrf", "maxsim", "dense", "bm25")
+
+
+def _noisy(page, rng: np.random.Generator, noise: float):
+    """A near copy of a compressed page: code bits flipped at random."""
+    from docpress.compress.pipeline import CompressedPage
+
+    codes = page.codes.copy()
+    if codes.size and noise > 0:
+        flips = rng.random((*codes.shape, 8)) < noise
+        codes ^= np.packbits(flips, axis=-1).reshape(codes.shape)
+    pooled = page.pooled.copy()
+    if pooled.size:
+        pooled ^= (rng.random(pooled.shape) < 0.3).astype(np.uint8)
+    return CompressedPage(codes, page.boxes, page.words, pooled, page.n_in)
+
+
+class Grower:
+    """Appends noisy copies of the source index's documents to an index (same codec)."""
+
+    def __init__(self, source: Index, index: Index, seed: int, noise: float, tag: str = "copy"):
+        self.index, self.noise, self.tag = index, noise, tag
+        self.rng = np.random.default_rng(seed)
+        catalog, store = source.catalog, source.store
+        if not hasattr(store, "add_compressed"):
+            sys.exit("the source index must be compressed (the default for 1,000 pages or more)")
+        table = catalog.page_table()
+        self.docs = {}
+        for i, page_id in enumerate(table.page_ids):
+            row = catalog.page(int(page_id))
+            self.docs.setdefault(row.doc_id, []).append((row, store.compressed_page(location_of(table, i))))
+        self.titles = {d.id: d for d in catalog.documents()}
+        self.round = 0
+
+    def grow(self, pages: int, max_doc_pages: int | None = None) -> int:
+        """Append copies of whole documents (cut to max_doc_pages) until `pages` are added."""
+        catalog, store, lane = self.index.catalog, self.index.store, self.index.lanes[0]
+        added = 0
+        while added < pages:
+            self.round += 1
+            for doc_id, rows in self.docs.items():
+                if added >= pages:
+                    break
+                rows = rows[:min(pages - added, max_doc_pages or len(rows))]
+                doc = self.titles[doc_id]
+                with catalog.transaction():
+                    path = f"{doc.path}#{self.tag}{self.round}"
+                    new_doc = catalog.insert_document(path, f"sim-{self.tag}{self.round}-{doc.sha256}", doc.title,
+                                                      len(rows), {"copy": self.round})
+                    first = catalog.next_page_id()
+                    locations = store.add_compressed([_noisy(p, self.rng, self.noise) for _, p in rows])
+                    catalog.insert_pages([PageRow(new_doc, r.number, r.width, r.height, r.text, r.text_source,
+                                                  id=first + i) for i, (r, _) in enumerate(rows)])
+                    lane.place(catalog, {first + i: loc for i, loc in enumerate(locations)})
+                added += len(rows)
+        return added
+
+
+def _timed(fn) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def _disk_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--source", required=True, help="an ingested, compressed index")
+    parser.add_argument("--queries", required=True, help="JSONL with a 'query' field")
+    parser.add_argument("--pages", type=int, required=True)
+    parser.add_argument("--work", required=True, help="where the grown index is built")
+    parser.add_argument("--store", default="local", choices=["local"])
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--n-queries", type=int, default=30)
+    parser.add_argument("--noise", type=float, default=0.03)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="print only the JSON object")
+    args = parser.parse_args()
+
+    say = (lambda *a: None) if args.json else (lambda *a: print(*a, file=sys.stderr, flush=True))
+    target = Path(args.work) / f"index-{args.pages}"
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(args.source, target, ignore=shutil.ignore_patterns("cache", "writer.*"))
+    started = time.perf_counter()
+    source = Index.open(args.source)
+    with Index.open(target) as index, index.writing():
+        have = index.info()["pages"]
+        grower = Grower(source, index, args.seed, args.noise)
+        if args.pages > have:
+            grower.grow(args.pages - have)
+    build_s = time.perf_counter() - started
+    say(f"built {args.pages} pages in {build_s:.0f} s")
+
+    lines = Path(args.queries).read_text().splitlines()
+    queries = [json.loads(line)["query"] for line in lines if line.strip()][:args.n_queries]
+    index = Index.open(target)
+    encoder = index.encoder
+    encode_s = []
+    encoded = {}
+    for q in queries:
+        started = time.perf_counter()
+        encoded[q] = encoder.encode_queries([q])[0]
+        encode_s.append(time.perf_counter() - started)
+    real_encode = encoder.encode_queries
+    encoder.encode_queries = lambda texts: [encoded[t] if t in encoded else real_encode([t])[0] for t in texts]
+    first_query_s = _timed(lambda: index.search(queries[0], k=10))
+    say(f"first query (builds the caches) {first_query_s:.1f} s")
+
+    results = {}
+    for method in args.methods.split(","):
+        index.search(queries[0], k=10, method=method)  # warm this method's caches
+        times = []
+        for q in queries:
+            times.append(_timed(lambda q=q: index.search(q, k=10, method=method)) * 1000)
+        p50 = statistics.median(times)
+        results[method] = {"p50_ms": round(p50, 1), "p95_ms": round(float(np.percentile(times, 95)), 1),
+                           "p50_ms_with_encoding": round(p50 + statistics.median(encode_s) * 1000, 1),
+                           "first_stage_recall_at_10": 1.0}
+        say(f"{method}: p50 {p50:.1f} ms")
+    index.close()
+
+    pages = Index.open(target).info()["pages"]
+    disk = _disk_bytes(target)
+    with Index.open(target) as index:
+        grower = Grower(source, index, args.seed + 1, args.noise, "add")  # reads the source, not timed
+        started = time.perf_counter()
+        with index.writing():  # the lock, the writes and the catalog's backup, as an ingest has them
+            grower.grow(100, max_doc_pages=100)
+        add_s = time.perf_counter() - started
+        index.encoder.encode_queries = encoder.encode_queries
+        after_add_s = _timed(lambda: index.search(queries[1], k=10))
+        victim = index.catalog.documents()[-1].path
+        delete_s = _timed(lambda: index.remove(victim))
+        after_delete_s = _timed(lambda: index.search(queries[2], k=10))
+    out = {"pages": pages, "source": str(args.source), "noise": args.noise, "queries": len(queries),
+           "store": args.store, "build_s": round(build_s, 1), "disk_bytes_per_page": round(disk / pages),
+           "first_query_s": round(first_query_s, 2),
+           "query_encoding_p50_ms": round(statistics.median(encode_s) * 1000, 1),
+           "methods": results,
+           "add_100_pages_s": round(add_s, 2), "first_search_after_add_s": round(after_add_s, 2),
+           "delete_document_s": round(delete_s, 2), "first_search_after_delete_s": round(after_delete_s, 2),
+           "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+    print(json.dumps(out, indent=None if args.json else 2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""BM25 postings that grow by segments: a write adds the new texts' postings, never re-reads
+the rest.
+
+Why not bm25s alone: bm25s bakes the collection's statistics (IDF, average length) into every
+stored score, so a new page means re-tokenising every page. At 100k pages the first search
+after any write spent 101 s rebuilding the indexes (benchmarks/scale.py). Here each segment
+keeps raw term frequencies, and the statistics are computed over the live texts at query time.
+The scores are bm25s's Lucene variant (its default: k1 1.5, b 0.75) over the same terms, equal
+to bm25s's on the same texts (tests/retriever/test_bm25_segments.py); bm25s still tokenises.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+K1, B = 1.5, 0.75
+
+
+@dataclass
+class Segment:
+    """Postings of some texts: keys[i] is text i's id; for term t (a global term id), the texts
+    holding it are rows[indptr[t]:indptr[t + 1]] with counts tf[...] (t beyond the segment's
+    vocabulary: none)."""
+
+    keys: np.ndarray  # (n,) int64
+    lengths: np.ndarray  # (n,) float32, terms per text
+    indptr: np.ndarray  # (n_terms + 1,) int64
+    rows: np.ndarray  # (nnz,) int32
+    tf: np.ndarray  # (nnz,) float32
+
+    @classmethod
+    def of(cls, keys: np.ndarray, docs: list[np.ndarray], n_terms: int) -> "Segment":
+        """From each text's term ids (one entry per occurrence)."""
+        lengths = np.asarray([len(d) for d in docs], np.float32)
+        if not docs or not lengths.any():
+            return cls(np.asarray(keys, np.int64), lengths, np.zeros(n_terms + 1, np.int64),
+                       np.zeros(0, np.int32), np.zeros(0, np.float32))
+        row_of = np.repeat(np.arange(len(docs), dtype=np.int64), lengths.astype(np.int64))
+        terms = np.concatenate(docs).astype(np.int64)
+        pair = terms * len(docs) + row_of  # one entry per (term, text) after unique
+        pairs, tf = np.unique(pair, return_counts=True)
+        term, row = pairs // len(docs), (pairs % len(docs)).astype(np.int32)
+        return cls(np.asarray(keys, np.int64), lengths, _indptr(term, n_terms), row, tf.astype(np.float32))
+
+    def postings(self, term: int) -> tuple[np.ndarray, np.ndarray]:
+        if term + 1 >= len(self.indptr):
+            return self.rows[:0], self.tf[:0]
+        lo, hi = self.indptr[term], self.indptr[term + 1]
+        return self.rows[lo:hi], self.tf[lo:hi]
+
+
+def merge(segments: list[Segment], live: list[np.ndarray], n_terms: int) -> Segment:
+    """One segment of the live texts of `segments` (dead ones dropped), postings by term."""
+    keys, lengths, terms, rows, tfs = [], [], [], [], []
+    offset = 0
+    for seg, alive in zip(segments, live):
+        new_row = np.cumsum(alive) - 1  # old row -> row among the kept
+        width = len(seg.indptr) - 1
+        term_of = np.repeat(np.arange(width, dtype=np.int64), np.diff(seg.indptr))
+        keep = alive[seg.rows]
+        terms.append(term_of[keep])
+        rows.append(new_row[seg.rows[keep]] + offset)
+        tfs.append(seg.tf[keep])
+        keys.append(seg.keys[alive])
+        lengths.append(seg.lengths[alive])
+        offset += int(alive.sum())
+    term = np.concatenate(terms) if terms else np.zeros(0, np.int64)
+    row = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+    tf = np.concatenate(tfs) if tfs else np.zeros(0, np.float32)
+    order = np.lexsort((row, term))
+    return Segment(np.concatenate(keys) if keys else np.zeros(0, np.int64),
+                   np.concatenate(lengths) if lengths else np.zeros(0, np.float32),
+                   _indptr(term, n_terms), row[order].astype(np.int32), tf[order].astype(np.float32))
+
+
+def _indptr(term: np.ndarray, n_terms: int) -> np.ndarray:
+    """Where each term's postings start in postings sorted by term."""
+    indptr = np.zeros(n_terms + 1, np.int64)
+    indptr[1:] = np.cumsum(np.bincount(term, minlength=n_terms)[:n_terms])
+    return indptr
+
+
+def score(segments: list[Segment], live: list[np.ndarray], terms: list[int]) -> list[np.ndarray]:
+    """Per segment, the BM25 score of each of its texts for the query terms (0 for dead texts),
+    with document frequencies, count and average length over the live texts of all segments."""
+    n = sum(int(a.sum()) for a in live)
+    out = [np.zeros(len(seg.keys), np.float32) for seg in segments]
+    if n == 0:
+        return out
+    avgdl = float(sum(float(seg.lengths[a].sum()) for seg, a in zip(segments, live))) / n
+    avgdl = avgdl or 1.0
+    for term in terms:
+        hits = []
+        df = 0
+        for s, (seg, alive) in enumerate(zip(segments, live)):
+            rows, tf = seg.postings(term)
+            keep = alive[rows]
+            rows, tf = rows[keep], tf[keep]
+            df += len(rows)
+            hits.append((s, rows, tf))
+        if df == 0:
+            continue
+        idf = np.float32(np.log(1 + (n - df + 0.5) / (df + 0.5)))
+        for s, rows, tf in hits:
+            length = segments[s].lengths[rows]
+            out[s][rows] += idf * tf / (K1 * ((1 - B) + B * length / avgdl) + tf)
+    return out

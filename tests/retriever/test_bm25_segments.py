@@ -1,0 +1,90 @@
+"""BM25 in segments: bm25s's scores, kept exact through additions, deletions, merges and a
+save and load; after a write only the new texts are tokenised."""
+
+from __future__ import annotations
+
+import bm25s
+import numpy as np
+import pytest
+from conftest import TOPICS, write_pdf
+
+from docpress import Index
+from retriever.bm25 import MAX_SEGMENTS, Bm25Index, _stemmer
+from retriever.lexical import TOKEN_PATTERN, normalize
+
+TEXTS = [*TOPICS.values(), "", "Revenue grew 12% in fiscal 2022; revenue per share 3.14",
+         *(t.upper()[: 80 + 7 * i] for i, t in enumerate(TOPICS.values())),
+         "taxes taxes taxes and the volcano", "Kaffee und Espresso: Entkalkung der Maschine"]
+QUERIES = ["revenue 2022", "volcano lava eruption", "taxes", "espresso descaling machine",
+           "photosynthesis chlorophyll light", "3.14 revenue share", "nothing matches zzzz"]
+
+
+def _bm25s_scores(texts: list[str], query: str) -> np.ndarray:
+    stemmer = _stemmer()
+    retriever = bm25s.BM25()
+    retriever.index(bm25s.tokenize([normalize(t) for t in texts], stopwords="en", stemmer=stemmer,
+                                   token_pattern=TOKEN_PATTERN, show_progress=False), show_progress=False)
+    terms = bm25s.tokenize([normalize(query)], stopwords="en", stemmer=stemmer, token_pattern=TOKEN_PATTERN,
+                           return_ids=False, show_progress=False)[0]
+    terms = [t for t in terms if t in retriever.vocab_dict]
+    return retriever.get_scores(terms) if terms else np.zeros(len(texts), np.float32)
+
+
+@pytest.mark.parametrize("query", QUERIES)
+def test_scores_are_bm25s_scores(query):
+    index = Bm25Index.build(np.arange(len(TEXTS)) * 10, TEXTS)
+    np.testing.assert_allclose(index.scores(query), _bm25s_scores(TEXTS, query), rtol=1e-5, atol=1e-6)
+
+
+def test_additions_deletions_and_merges_stay_exact(tmp_path):
+    keys = np.arange(len(TEXTS), dtype=np.int64) + 100
+    text_of = dict(zip(keys.tolist(), TEXTS))
+    texts = lambda ids: [text_of[int(i)] for i in ids]  # noqa: E731
+    index = Bm25Index.build(keys[:4], texts(keys[:4]))
+    live = list(keys[:4])
+    # grow one text at a time (segments pile up, then merge), dropping one now and then
+    for step, key in enumerate(keys[4:]):
+        live.append(int(key))
+        if step % 3 == 2:
+            live.pop(1)
+        index = index.updated(np.asarray(live), texts)
+        assert len(index.segments) <= MAX_SEGMENTS
+        for query in QUERIES:
+            expected = _bm25s_scores(texts(live), query)
+            np.testing.assert_allclose(index.scores(query, np.asarray(live)), expected, rtol=1e-5, atol=1e-6)
+    assert index.updated(np.asarray(live), texts) is index  # nothing changed: the same index
+
+    index.save(tmp_path / "bm25", {"generation": 7})
+    loaded, stamp = Bm25Index.load(tmp_path / "bm25", {"generation": 7})
+    assert stamp["generation"] == 7 and Bm25Index.load(tmp_path / "bm25", {"generation": 8}) is None
+    for query in QUERIES:
+        np.testing.assert_array_equal(loaded.scores(query, np.asarray(live)), index.scores(query, np.asarray(live)))
+    assert Bm25Index.load(tmp_path / "missing", {}) is None
+    (tmp_path / "bm25" / "bm25.npz").write_bytes(b"garbage")
+    assert Bm25Index.load(tmp_path / "bm25", {"generation": 7}) is None  # damaged: rebuilt by the caller
+
+
+def test_after_a_write_only_the_new_pages_are_tokenised(tmp_path, encoder, monkeypatch):
+    names = list(TOPICS)
+    for name in names:
+        write_pdf(tmp_path / "docs" / f"{name}.pdf", [TOPICS[name], TOPICS[name][::-1]])
+    with Index.create(tmp_path / "ix", encoder=encoder) as index:
+        index.add([tmp_path / "docs" / f"{n}.pdf" for n in names[:-1]], compression="none")
+        assert index.search("lava from the volcano", k=1, method="bm25")[0].path.endswith("volcanoes.pdf")
+        asked = []
+        real = index.catalog.page_texts
+        monkeypatch.setattr(index.catalog, "page_texts", lambda ids=None: asked.append(len(ids)) or real(ids))
+        index.add([tmp_path / "docs" / f"{names[-1]}.pdf"], compression="none")
+        top = index.search(TOPICS[names[-1]][:60], k=1, method="bm25")[0]
+        assert top.path.endswith(f"{names[-1]}.pdf")
+        assert asked == [2]  # the new document's two pages, once for both page indexes' texts
+        index.remove(f"*{names[-1]}.pdf")
+        hits = index.search(TOPICS[names[-1]][:60], k=3, method="bm25")
+        assert all(not h.path.endswith(f"{names[-1]}.pdf") for h in hits) and asked == [2]
+    # another process: the saved index plus the pages added since
+    with Index.open(tmp_path / "ix") as reader:
+        fresh = Bm25Index.build(*reader.catalog.page_texts())
+        for query in QUERIES:
+            ids = reader.catalog.page_table().page_ids
+            np.testing.assert_allclose(reader.searcher.cache.page_bm25().scores(query, ids),
+                                       fresh.scores(query, ids), rtol=1e-5, atol=1e-6)

@@ -1,0 +1,80 @@
+"""The search caches follow writes incrementally and never serve a stale page: head vectors
+are computed for new pages only, and recomputed where rows changed (a compaction, a page id
+given again)."""
+
+from __future__ import annotations
+
+import numpy as np
+from conftest import TOPICS, write_pdf
+
+from docpress import Index
+from retriever.signals import HEAD_TOKENS
+
+
+def _expected(index: Index) -> np.ndarray:
+    table = index.catalog.page_table()
+    store = index.store  # the class's method: the tests count the cache's calls on the instance
+    return type(store).head_vectors(store, table, HEAD_TOKENS).astype(np.float16).astype(np.float32)
+
+
+def _counting(monkeypatch, store) -> list[int]:
+    asked = []
+    real = store.head_vectors
+
+    def head_vectors(table, n_tokens):
+        asked.append(len(table))
+        return real(table, n_tokens)
+
+    monkeypatch.setattr(store, "head_vectors", head_vectors)
+    return asked
+
+
+def test_head_vectors_follow_adds_deletes_and_compaction(tmp_path, encoder, monkeypatch):
+    names = list(TOPICS)
+    for name in names:
+        write_pdf(tmp_path / "docs" / f"{name}.pdf", [TOPICS[name], TOPICS[name].upper()])
+    first, rest = names[:3], names[3:]
+    with Index.create(tmp_path / "ix", encoder=encoder) as index:
+        index.add([tmp_path / "docs" / f"{n}.pdf" for n in first], compression="none")
+        cache = index.searcher.cache
+        asked = _counting(monkeypatch, index.store)
+        table = index.catalog.page_table()
+        np.testing.assert_array_equal(cache.head_vectors(table), _expected(index))
+        assert asked == [len(first) * 2]
+
+        index.add([tmp_path / "docs" / f"{rest[0]}.pdf"], compression="none")
+        table = index.catalog.page_table()
+        np.testing.assert_array_equal(cache.head_vectors(table), _expected(index))
+        assert asked[1:] == [2]  # only the new document's pages
+
+        # the newest document removed, another added: ids are never given twice
+        gone = set(index.catalog.page_table().page_ids.tolist())
+        last_doc = max(d.id for d in index.catalog.documents())
+        index.remove(f"*{rest[0]}.pdf")
+        index.add([tmp_path / "docs" / f"{rest[1]}.pdf"], compression="none")
+        table = index.catalog.page_table()
+        assert min(set(table.page_ids.tolist()) - gone) > max(gone)
+        assert max(d.id for d in index.catalog.documents()) == last_doc + 1
+        np.testing.assert_array_equal(cache.head_vectors(table), _expected(index))
+        assert asked[2:] == [2]
+
+        index.compact()  # rows moved to a new folder: every head recomputed from it
+        asked = _counting(monkeypatch, index.store)  # the index reopened its parts on it
+        table = index.catalog.page_table()
+        np.testing.assert_array_equal(index.searcher.cache.head_vectors(table), _expected(index))
+        assert asked == [len(table)]
+
+
+def test_a_reader_picks_up_the_saved_heads_and_adds_the_new_pages(tmp_path, encoder, monkeypatch):
+    for name in TOPICS:
+        write_pdf(tmp_path / "docs" / f"{name}.pdf", [TOPICS[name]])
+    files = sorted((tmp_path / "docs").glob("*.pdf"))
+    with Index.create(tmp_path / "ix", encoder=encoder) as index:
+        index.add(files[:-1], compression="none")
+        index.search("volcanoes", k=1)  # builds and saves the heads
+        index.add(files[-1:], compression="none")
+    with Index.open(tmp_path / "ix") as reader:
+        asked = _counting(monkeypatch, reader.store)
+        table = reader.catalog.page_table()
+        np.testing.assert_array_equal(reader.searcher.cache.head_vectors(table), _expected(reader))
+        assert asked[0] == 1  # the saved heads came from disk; only the new page was computed
