@@ -288,7 +288,23 @@ class Index:
                 self.compress(now)
             if dead_share(self.catalog, self.lanes) > AUTO_COMPACT_SHARE:
                 report.compacted = self.compact().as_dict()
+        if report.pages:
+            self.warm_caches()
         return report
+
+    def warm_caches(self) -> None:
+        """Bring the search caches (the BM25 indexes, the head vectors) up to the catalog now,
+        so the first search after a write does not pay for it. They follow writes
+        incrementally (retriever.signals), so this costs what the new pages cost; they are
+        derived data, so a disk that refuses them only costs the next search that time."""
+        try:
+            with self.reading():
+                cache = self.searcher.cache
+                for build in (cache.page_bm25, cache.head_bm25, cache.profile_bm25, cache.document_bm25):
+                    build()
+                cache.head_vectors(self.catalog.page_table())
+        except OSError:
+            pass
 
     @property
     def compression(self) -> str:
@@ -370,6 +386,8 @@ class Index:
         with self.writing():
             gone = [p for doc in self.catalog.documents() for p in self._paths_of(doc) if matches(p)]
             self._forget_paths(set(gone))
+        if gone:
+            self.warm_caches()
         return gone
 
     def _paths_of(self, doc: DocumentRow) -> list[str]:

@@ -11,7 +11,7 @@ from docpress.errors import DocpressError
 from docpress.types import QueryVectors
 from indexer.catalog import Catalog, PageTable
 from indexer.stores.base import location_of
-from retriever.fusion import reciprocal_ranks, standardize, weighted_sum
+from retriever.fusion import reciprocal_ranks, standardize, top_indices, weighted_sum
 from retriever.highlight import match_regions
 from retriever.hits import Hit
 from retriever.lanes import Lane, lanes_for
@@ -178,7 +178,7 @@ class Searcher:
             scores = self.dense(qv, table)
         else:
             scores = self.cache.page_bm25().scores(text, table.page_ids)
-        top = np.argsort(-scores, kind="stable")[:k]
+        top = top_indices(scores, k)
         return top, scores[top]
 
     def _fused(self, text: str, qv: QueryVectors, table: PageTable, k: int,
@@ -190,7 +190,7 @@ class Searcher:
                  "bm25_head": self.cache.head_bm25().scores(text, table.page_ids),
                  "bm25": self.cache.page_bm25().scores(text, table.page_ids)}
         first = first_stage(cheap, self.documents(text, table), self.page_weights, scale)
-        candidates = np.argsort(-first, kind="stable")[:max(k, RERANK_CANDIDATES)]
+        candidates = top_indices(first, max(k, RERANK_CANDIDATES))
         # Stage 2, the candidates: each lane's MaxSim joins, on the same scale over the
         # candidates (MaxSim of the other pages is never computed).
         rows = np.sort(candidates)  # stores score runs of contiguous pages fastest

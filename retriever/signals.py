@@ -32,7 +32,7 @@ def _load_heads(path: Path):
     or None."""
     try:
         with np.load(path) as saved:
-            return (saved["page_ids"], saved["heads"].astype(np.float32), str(saved["identity"]),
+            return (saved["page_ids"], saved["heads"].astype(np.float16), str(saved["identity"]),
                     int(saved["generation"]), saved["vec_start"])
     except Exception:  # noqa: BLE001 - missing, damaged or older: derived data, rebuilt
         return None
@@ -95,7 +95,7 @@ class SignalCache:
         return self._bm25("bm25-documents", self._doc_ids, lambda ids: self.catalog.document_texts(None, ids)[1])
 
     def _heads(self) -> tuple[np.ndarray, np.ndarray]:
-        """(page_ids, (n, dim) float32 head vectors) of every live page, in page-table order.
+        """(page_ids, (n, dim) float16 head vectors) of every live page, in page-table order.
 
         Kept up to date incrementally: after a write only the new pages' heads are computed
         (the rest carry over by page id), unless the vectors themselves changed (another
@@ -109,7 +109,7 @@ class SignalCache:
             everything = self.catalog.page_table()
             if prior is not None and prior[2] == identity and int(prior[3]) == generation:
                 return prior
-            heads = np.zeros((len(everything), self.store.dim), np.float32)
+            heads = np.zeros((len(everything), self.store.dim), np.float16)
             fresh = np.ones(len(everything), bool)
             # Carried over only from local rows (append-only, addressed by vec_start); a server
             # store's page ids may be given again with other vectors.
@@ -122,18 +122,17 @@ class SignalCache:
                     (prior[4][order[where]] == everything.vec_start)
                 heads[known] = prior[1][order[where[known]]]
                 fresh = ~known
-            if fresh.any():  # float16 like the saved copy, so a reload gives the same scores
-                heads[fresh] = self.store.head_vectors(everything.subset(np.flatnonzero(fresh)), HEAD_TOKENS) \
-                    .astype(np.float16).astype(np.float32)
+            if fresh.any():
+                heads[fresh] = self.store.head_vectors(everything.subset(np.flatnonzero(fresh)), HEAD_TOKENS)
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 tmp = path.with_name(f"heads.tmp-{os.getpid()}-{threading.get_ident()}.npz")
                 np.savez(tmp, generation=generation, page_ids=everything.page_ids,
-                         heads=heads.astype(np.float16), identity=identity, vec_start=everything.vec_start)
+                         heads=heads, identity=identity, vec_start=everything.vec_start)
                 os.replace(tmp, path)  # whole or not at all, for the other readers
             except OSError:
                 pass
-            # float32 in memory: a matrix-vector product per query, no cast of every row
+            # float16 in memory as on disk: half the bytes a query reads (and 0.8 GB at 1M pages)
             return everything.page_ids, heads, identity, generation, everything.vec_start
 
         page_ids, heads, *_ = self._get("heads", build)
@@ -151,12 +150,16 @@ class SignalCache:
     def head_vectors(self, table: PageTable) -> np.ndarray:
         """(n_pages, dim) head vectors aligned with `table` (a subset of the live pages)."""
         page_ids, heads = self._heads()
-        return heads[self._rows(page_ids, table)]
+        return heads[self._rows(page_ids, table)].astype(np.float32)
 
     def head_scores(self, table: PageTable, pooled: np.ndarray) -> np.ndarray:
         """Each page's head vector against a query's pooled vector, aligned with `table`."""
         page_ids, heads = self._heads()
-        rows, query = self._rows(page_ids, table), pooled.astype(np.float32)
+        rows = self._rows(page_ids, table)
         if isinstance(rows, np.ndarray) and len(rows) * 4 < len(page_ids):
-            return heads[rows] @ query  # a narrow filter: score only its pages
-        return (heads @ query)[rows]
+            return heads[rows].astype(np.float32) @ pooled.astype(np.float32)  # a narrow filter
+        # float16 product on the float16 rows (2.5 ms at 100k pages; float32 rows took 6.5)
+        import torch
+
+        query = torch.from_numpy(np.ascontiguousarray(pooled, np.float32)).half()
+        return (torch.from_numpy(heads) @ query).float().numpy()[rows]

@@ -77,6 +77,8 @@ class Bf16Store(VectorStore):
     def head_vectors(self, pages: PageTable, n_tokens: int) -> np.ndarray:
         out = np.zeros((len(pages), self.dim), np.float32)
         table = self.tokens.view()
+        if len(table) == 0:  # only pages without vectors (blank scans): no row to gather
+            return out
         for lo in range(0, len(pages), 2048):  # bounded gathers: 2048 pages x n_tokens rows
             starts = pages.vec_start[lo:lo + 2048]
             counts = np.minimum(pages.vec_count[lo:lo + 2048], n_tokens)

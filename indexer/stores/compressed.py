@@ -262,8 +262,9 @@ class CompressedStore(VectorStore):
     def _frame(self, vec_start: int) -> np.ndarray:
         # frames.f64 is appended in row order, so its first column is sorted: a binary search,
         # not a dict of every frame rebuilt after each write (quadratic over an ingest).
-        rows = self.frames.view()
-        i = bisect.bisect_left(rows[:, 0], vec_start)  # on the mapped column: no copy of it
+        # a plain view of the mapped column: no copy, and no memmap overhead per bisect step
+        rows = self.frames.view().view(np.ndarray)
+        i = bisect.bisect_left(rows[:, 0], vec_start)
         frame = np.asarray(rows[i, 1:]) if i < len(rows) and rows[i, 0] == vec_start else None
         if frame is None:
             raise CorruptIndexError(f"{self.dir / 'frames.f64'} lacks the frame of rows at {vec_start} "
