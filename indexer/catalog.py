@@ -392,7 +392,15 @@ class Catalog:
         """(document ids, text) where text is the file name, title and the pages' text in order
         (only the first `first_words` words of it when given); of `doc_ids` (in that order, the
         unknown ones left out) or of every document (by id)."""
-        docs = {d.id: d for d in self.documents()}
+        if doc_ids is None:
+            docs = {d.id: d for d in self.documents()}
+        else:  # only these documents' rows: a caller reads a large index a few documents at a time
+            wanted = [int(i) for i in doc_ids]
+            docs = {}
+            for i in range(0, len(wanted), 900):
+                chunk = wanted[i:i + 900]
+                docs.update((r[0], _doc(r)) for r in self.db.execute(
+                    f"SELECT * FROM documents WHERE id IN ({','.join('?' * len(chunk))})", chunk))
         ids = sorted(docs) if doc_ids is None else [int(i) for i in doc_ids if int(i) in docs]
         parts: dict[int, list[str]] = {i: [] for i in ids}
         counts = dict.fromkeys(ids, 0)

@@ -15,8 +15,12 @@ import numpy as np
 from retriever.bm25_segments import Segment, merge, score
 from retriever.lexical import TERMS_VERSION, TOKEN_PATTERN, normalize
 
-# Segments an index may have before they are merged into one (each adds a little per query).
+# Small segments (the writes since a merge) an index may have before they are merged into
+# one; each adds a little per query.
 MAX_SEGMENTS = 4
+# Texts per segment when an index is built (a million pages: 16 segments), and read per batch.
+SEGMENT_TEXTS = 65536
+READ_TEXTS = 4096
 # Bumped when the saved layout changes: an older saved index is rebuilt.
 FORMAT = 2
 
@@ -70,13 +74,30 @@ class Bm25Index:
     # -- building -----------------------------------------------------------------------
     @classmethod
     def build(cls, keys: np.ndarray, texts: list[str]) -> "Bm25Index":
+        keys = np.asarray(keys, np.int64)
+        text_of = dict(zip(keys.tolist(), texts))
+        return cls.built(keys, lambda ids: [text_of[int(i)] for i in ids])
+
+    @classmethod
+    def built(cls, keys: np.ndarray, texts: Callable[[np.ndarray], list[str]],
+              batch: int | None = None) -> "Bm25Index":
+        """An index of the texts of `keys`, read `batch` (READ_TEXTS) at a time."""
         index = cls({}, [], [], _stemmer())
-        index._append(np.asarray(keys, np.int64), texts)
+        index._extend(np.asarray(keys, np.int64), texts, batch)
         return index
 
-    def _append(self, keys: np.ndarray, texts: list[str]) -> None:
-        self.segments.append(Segment.of(keys, self._term_ids(texts), len(self.vocab)))
-        self.live.append(np.ones(len(keys), bool))
+    def _extend(self, keys: np.ndarray, texts: Callable[[np.ndarray], list[str]],
+                batch: int | None = None) -> None:
+        """Add texts as segments of at most SEGMENT_TEXTS, reading and tokenising `batch`
+        (READ_TEXTS) at a time: memory stays bounded at a million pages."""
+        batch = batch or READ_TEXTS
+        for lo in range(0, len(keys), SEGMENT_TEXTS):
+            part = keys[lo:lo + SEGMENT_TEXTS]
+            docs: list[np.ndarray] = []
+            for at in range(0, len(part), batch):
+                docs.extend(self._term_ids(texts(part[at:at + batch])))
+            self.segments.append(Segment.of(part, docs, len(self.vocab)))
+            self.live.append(np.ones(len(part), bool))
         self._index_keys()
 
     def _term_ids(self, texts: list[str]) -> list[np.ndarray]:
@@ -92,7 +113,8 @@ class Bm25Index:
             remap[local] = self.vocab.setdefault(term, len(self.vocab))
         return [remap[np.asarray(ids, np.int64)] for ids in tokens.ids]
 
-    def updated(self, live_keys: np.ndarray, texts: Callable[[np.ndarray], list[str]]) -> "Bm25Index":
+    def updated(self, live_keys: np.ndarray, texts: Callable[[np.ndarray], list[str]],
+                batch: int | None = None) -> "Bm25Index":
         """This index following a write: keys no longer live are dead, new keys' texts are
         added as a segment (the catalog never gives an id twice, so a live key's text is the
         one indexed). Segments are merged when there are many or many dead texts."""
@@ -105,16 +127,23 @@ class Bm25Index:
             return self
         index = Bm25Index(self.vocab, list(self.segments), live, self.stemmer)
         if len(new):
-            index._append(new, texts(new))
+            index._extend(new, texts, batch)
         dead = sum(int((~a).sum()) for a in index.live)
-        if len(index.segments) > MAX_SEGMENTS or dead > 0.3 * max(len(index.keys), 1):
-            index = index.merged()
+        small = [i for i, seg in enumerate(index.segments) if len(seg.keys) < SEGMENT_TEXTS]
+        if dead > 0.3 * max(len(index.keys), 1):
+            index = index.merged(range(len(index.segments)))
+        elif len(small) > MAX_SEGMENTS:
+            index = index.merged(small)
         return index
 
-    def merged(self) -> "Bm25Index":
-        """One segment of the live texts."""
-        one = merge(self.segments, self.live, len(self.vocab))
-        return Bm25Index(self.vocab, [one], [np.ones(len(one.keys), bool)], self.stemmer)
+    def merged(self, which) -> "Bm25Index":
+        """The segments `which` (positions) merged into one of their live texts, last."""
+        which = set(which)
+        keep = [i for i in range(len(self.segments)) if i not in which]
+        one = merge([self.segments[i] for i in sorted(which)], [self.live[i] for i in sorted(which)],
+                    len(self.vocab))
+        return Bm25Index(self.vocab, [self.segments[i] for i in keep] + [one],
+                         [self.live[i] for i in keep] + [np.ones(len(one.keys), bool)], self.stemmer)
 
     # -- on disk ------------------------------------------------------------------------
     def save(self, folder: Path, stamp: dict) -> None:
@@ -192,7 +221,7 @@ class Bm25Index:
 
 
 def follow(cache: Path, generation: int, prior: "Bm25Index | None", live_keys: Callable[[], np.ndarray],
-           texts: Callable[[np.ndarray], list[str]]) -> Bm25Index:
+           texts: Callable[[np.ndarray], list[str]], batch: int | None = None) -> Bm25Index:
     """The BM25 index of the catalog's `generation`: this process's previous one or the saved
     one brought up to date, else built. Saved again when it was built or merged (a small
     update is cheap to redo in each process)."""
@@ -202,8 +231,9 @@ def follow(cache: Path, generation: int, prior: "Bm25Index | None", live_keys: C
         loaded = Bm25Index.load(cache, stamp)
         base = loaded[0] if loaded else None
     keys = live_keys()
-    index = Bm25Index.build(keys, texts(keys)) if base is None else base.updated(keys, texts)
-    if base is None or len(index.segments) == 1 and index is not base:
+    index = Bm25Index.built(keys, texts, batch) if base is None else base.updated(keys, texts, batch)
+    merged = index is not base and base is not None and len(index.segments) <= len(base.segments)
+    if base is None or merged:
         try:
             index.save(cache, {**stamp, "generation": generation})
         except OSError:  # a read-only index still searches; it just rebuilds next time

@@ -17,6 +17,7 @@ from retriever.bm25 import Bm25Index, follow
 HEAD_TOKENS = 32  # tokens that make a page's head vector (its title or heading)
 HEAD_WORDS = 40  # words of a page's head for BM25
 PROFILE_WORDS = 100  # words of a document's start, with its file name and title, for BM25
+DOCUMENTS_PER_READ = 64  # whole documents read and tokenised at once (a filing is ~100k words)
 
 
 def _vectors_identity(store: VectorStore) -> str:
@@ -59,10 +60,10 @@ class SignalCache:
         return self._cache[name][1]
 
     def _bm25(self, name: str, keys: Callable[[], np.ndarray],
-              texts: Callable[[np.ndarray], list[str]]) -> Bm25Index:
+              texts: Callable[[np.ndarray], list[str]], batch: int | None = None) -> Bm25Index:
         prior = self._cache.get(name)
         return self._get(name, lambda g: follow(cache_folder(self.directory) / name, g,
-                                                prior[1] if prior else None, keys, texts))
+                                                prior[1] if prior else None, keys, texts, batch))
 
     def _page_ids(self) -> np.ndarray:
         return self.catalog.page_table().page_ids
@@ -92,7 +93,8 @@ class SignalCache:
 
     def document_bm25(self) -> Bm25Index:
         """Over each document's whole text."""
-        return self._bm25("bm25-documents", self._doc_ids, lambda ids: self.catalog.document_texts(None, ids)[1])
+        return self._bm25("bm25-documents", self._doc_ids, lambda ids: self.catalog.document_texts(None, ids)[1],
+                          batch=DOCUMENTS_PER_READ)
 
     def _heads(self) -> tuple[np.ndarray, np.ndarray]:
         """(page_ids, (n, dim) float16 head vectors) of every live page, in page-table order.

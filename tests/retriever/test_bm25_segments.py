@@ -90,3 +90,29 @@ def test_after_a_write_only_the_new_pages_are_tokenised(tmp_path, encoder, monke
             ids = reader.catalog.page_table().page_ids
             np.testing.assert_allclose(reader.searcher.cache.page_bm25().scores(query, ids),
                                        fresh.scores(query, ids), rtol=1e-5, atol=1e-6)
+
+
+def test_a_large_build_is_read_in_batches_into_sealed_segments(monkeypatch):
+    import retriever.bm25 as bm25
+
+    monkeypatch.setattr(bm25, "SEGMENT_TEXTS", 4)
+    monkeypatch.setattr(bm25, "READ_TEXTS", 3)
+    keys = np.arange(len(TEXTS), dtype=np.int64)
+    reads = []
+
+    def texts(ids):
+        reads.append(len(ids))
+        return [TEXTS[int(i)] for i in ids]
+
+    index = Bm25Index.built(keys, texts)
+    assert max(reads) <= 3 and sum(reads) == len(TEXTS)
+    assert [len(s.keys) for s in index.segments] == [4] * (len(TEXTS) // 4) + ([len(TEXTS) % 4] if len(TEXTS) % 4 else [])
+    for query in QUERIES:
+        np.testing.assert_allclose(index.scores(query), _bm25s_scores(TEXTS, query), rtol=1e-5, atol=1e-6)
+    # sealed (full) segments stay as they are; the small ones written since are merged
+    grown = index
+    for extra in range(6):
+        grown = grown.updated(np.concatenate([keys, np.arange(100, 101 + extra)]),
+                              lambda ids: [TEXTS[int(i) % len(TEXTS)] for i in ids])
+    sealed = sum(1 for s in grown.segments if len(s.keys) == 4)
+    assert sealed >= len(TEXTS) // 4 and len(grown.segments) - sealed <= bm25.MAX_SEGMENTS
