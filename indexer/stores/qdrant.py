@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import re
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 from urllib.parse import urlsplit
@@ -68,6 +68,9 @@ class QdrantTarget:
     prefix: str | None = None  # server path prefix (behind a reverse proxy)
     path: Path | None = None  # embedded on-disk mode
     memory: bool = False  # embedded in-memory mode
+    # a new collection's cluster layout (qdrant://host/c?shards=6&replicas=2&write_consistency=2);
+    # None: the server's defaults. Only read when docpress creates the collection.
+    cluster: dict[str, int] = field(default_factory=dict)
 
 
 def parse_location(location: str) -> QdrantTarget:
@@ -102,7 +105,31 @@ def _server_target(location: str, parts, http: str) -> QdrantTarget:
     prefix = "/".join(segments[:-1]) or None
     host = f"[{host}]" if ":" in host else host  # IPv6 literal
     return QdrantTarget(_collection(segments[-1], location), url=f"{http}://{host}:{port}",
-                        prefix=prefix)
+                        prefix=prefix, cluster=_cluster(location, parts.query))
+
+
+# query parameter -> create_collection argument
+CLUSTER_SETTINGS = {"shards": "shard_number", "replicas": "replication_factor",
+                    "write_consistency": "write_consistency_factor"}
+
+
+def _cluster(location: str, query: str) -> dict[str, int]:
+    """The cluster settings a server location asks for: positive integers, known names.
+
+    >>> _cluster("x", "shards=6&replicas=2")
+    {'shard_number': 6, 'replication_factor': 2}
+    """
+    from urllib.parse import parse_qsl
+
+    out = {}
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key not in CLUSTER_SETTINGS:
+            raise DocpressError(f"bad Qdrant location {location!r}: unknown setting {key!r}; "
+                                f"use {', '.join(CLUSTER_SETTINGS)}")
+        if not value.isdigit() or int(value) < 1:
+            raise DocpressError(f"bad Qdrant location {location!r}: {key} must be a positive integer")
+        out[CLUSTER_SETTINGS[key]] = int(value)
+    return out
 
 
 def _collection(name: str, location: str) -> str:
@@ -205,7 +232,10 @@ class QdrantStore(VectorStore):
                 # Scored only by exact scans over given ids: a graph would cost build time, RAM.
                 hnsw_config=models.HnswConfigDiff(m=0)),
             POOLED: models.VectorParams(size=self.dim, distance=models.Distance.DOT),
-        })
+        }, **self.target.cluster)
+        if self.remote:  # filters by document use the server's index of doc_id, not a scan
+            self.client.create_payload_index(self.collection, "doc_id",
+                                             field_schema=models.PayloadSchemaType.INTEGER)
 
     def _check_collection(self) -> None:
         """Refuse a collection laid out for another encoder (wrong size, no multivector)."""

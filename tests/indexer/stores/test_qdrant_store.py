@@ -450,3 +450,28 @@ def test_unreachable_server_is_unavailable(monkeypatch):
     assert len(asked) == 1  # no retry loop
     assert closed == [True]
     assert "\n" not in str(err.value)
+
+
+def test_cluster_settings_shape_a_new_server_collection(monkeypatch):
+    """?shards=&replicas=&write_consistency= reach create_collection; doc_id gets a payload index."""
+    import qdrant_client
+
+    from indexer.stores import qdrant as module
+
+    made, indexed = [], []
+
+    class Recording(qdrant_client.QdrantClient):
+        def create_collection(self, name, **kwargs):
+            made.append({k: v for k, v in kwargs.items() if k != "vectors_config"})
+            return super().create_collection(name, vectors_config=kwargs["vectors_config"])
+
+        def create_payload_index(self, name, field_name, **kwargs):
+            indexed.append((field_name, str(kwargs.get("field_schema"))))
+
+    monkeypatch.setattr(module, "_connect", lambda target, timeout: Recording(location=":memory:"))
+    store = QdrantStore("qdrant://db.example.com:6333/pages?shards=6&replicas=2&write_consistency=2", DIM)
+    assert made == [{"shard_number": 6, "replication_factor": 2, "write_consistency_factor": 2}]
+    assert indexed and indexed[0][0] == "doc_id" and "integer" in indexed[0][1].lower()
+    store.close()
+    with pytest.raises(DocpressError, match="unknown setting 'shard'"):
+        QdrantStore("qdrant://db.example.com/pages?shard=2", DIM)
