@@ -1,4 +1,5 @@
-"""Draw search latency against index size from benchmarks/scale.py's JSON outputs.
+"""Draw search latency against index size from benchmarks/scale.py's JSON outputs, and print
+them as a markdown table.
 
     python benchmarks/scale_plot.py benchmarks/results/scale-*.json --out benchmarks/results/scale.png
 """
@@ -36,6 +37,25 @@ def main() -> None:
     ax.legend()
     fig.tight_layout()
     fig.savefig(args.out, dpi=110)
+    print(table(runs, methods))
+
+
+def table(runs: list[dict], methods: list[str]) -> str:
+    """Per size: each method's p50 / p95 ms, then the write and memory figures."""
+    head = ["pages", *methods, "1% filter, hybrid", "first query s", "add 100 pages s",
+            "first search after s", "delete doc s", "peak RSS MB", "bytes/page"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in runs:
+        cells = [f"{r['pages']:,}"]
+        for m in methods:
+            got = r["methods"].get(m)
+            cells.append(f"{got['p50_ms']} / {got['p95_ms']}" if got else "not run")
+        hybrid = r.get("filter", {}).get("methods", {}).get("hybrid")
+        cells += [f"{hybrid['p50_ms']}" if hybrid else "-", f"{r['first_query_s']}", f"{r['add_100_pages_s']}",
+                  f"{r['first_search_after_add_s']}", f"{r['delete_document_s']}", f"{r['peak_rss_mb']:,}",
+                  f"{r['disk_bytes_per_page']:,}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
