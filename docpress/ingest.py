@@ -354,19 +354,5 @@ def ingest(paths: Iterable[str | Path], catalog: Catalog, lanes: Sequence[Lane],
             drain()
     drain()
     report.seconds = time.perf_counter() - started
-    release_memory()
     return report
 
-
-def release_memory() -> None:
-    """Hand freed memory back to the system (glibc keeps it for reuse otherwise): after a
-    long ingest the heap holds the last large files' vectors, and the compression fitted next
-    would stack its peak on top of them."""
-    import ctypes
-    import gc
-
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to trim
-        pass
