@@ -58,12 +58,18 @@ class OnnxBert:
         options.inter_op_num_threads = 1
         options.log_severity_level = 3  # its warnings about unused initialisers are noise here
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        # ORT's memory arena keeps every batch's buffers: an int8 ingest of MMLongBench-dev
+        # peaked at 3.3 GB with it (2.6 GB without an arena, but 1.5x slower a batch).
+        # Shrinking it after each run keeps the speed and gives the memory back.
+        self._run_options = ort.RunOptions()
+        self._run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 
     def __call__(self, input_ids, attention_mask):
         import torch
 
         hidden = self.session.run(None, {"input_ids": input_ids.cpu().numpy(),
-                                         "attention_mask": attention_mask.cpu().numpy()})[0]
+                                         "attention_mask": attention_mask.cpu().numpy()},
+                                  self._run_options)[0]
         return SimpleNamespace(last_hidden_state=torch.from_numpy(hidden))
 
     # torch-module manners, so the encoder treats both runtimes alike
