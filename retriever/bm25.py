@@ -61,6 +61,7 @@ class Bm25Index:
         self.segments = segments
         self.live = live
         self.stemmer = stemmer
+        self.merged_now = False  # made by merging segments (worth saving for the other readers)
         self._index_keys()
 
     def _index_keys(self) -> None:
@@ -142,8 +143,10 @@ class Bm25Index:
         keep = [i for i in range(len(self.segments)) if i not in which]
         one = merge([self.segments[i] for i in sorted(which)], [self.live[i] for i in sorted(which)],
                     len(self.vocab))
-        return Bm25Index(self.vocab, [self.segments[i] for i in keep] + [one],
-                         [self.live[i] for i in keep] + [np.ones(len(one.keys), bool)], self.stemmer)
+        index = Bm25Index(self.vocab, [self.segments[i] for i in keep] + [one],
+                          [self.live[i] for i in keep] + [np.ones(len(one.keys), bool)], self.stemmer)
+        index.merged_now = True
+        return index
 
     # -- on disk ------------------------------------------------------------------------
     def save(self, folder: Path, stamp: dict) -> None:
@@ -232,8 +235,9 @@ def follow(cache: Path, generation: int, prior: "Bm25Index | None", live_keys: C
         base = loaded[0] if loaded else None
     keys = live_keys()
     index = Bm25Index.built(keys, texts, batch) if base is None else base.updated(keys, texts, batch)
-    merged = index is not base and base is not None and len(index.segments) <= len(base.segments)
-    if base is None or merged:
+    # Saved when built or merged; a small update (new texts, deletions) is cheap for each
+    # process to redo, and saving would rewrite every segment (1.8 GB of postings at 1M pages).
+    if base is None or index.merged_now:
         try:
             index.save(cache, {**stamp, "generation": generation})
         except OSError:  # a read-only index still searches; it just rebuilds next time

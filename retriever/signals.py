@@ -17,6 +17,7 @@ from retriever.bm25 import Bm25Index, follow
 HEAD_TOKENS = 32  # tokens that make a page's head vector (its title or heading)
 HEAD_WORDS = 40  # words of a page's head for BM25
 PROFILE_WORDS = 100  # words of a document's start, with its file name and title, for BM25
+SAVE_SHARE = 0.1  # head vectors are saved again once this share of them is new since the last save
 DOCUMENTS_PER_READ = 64  # whole documents read and tokenised at once (a filing is ~100k words)
 
 
@@ -29,7 +30,7 @@ def _vectors_identity(store: VectorStore) -> str:
 
 
 def _load_heads(path: Path):
-    """(page_ids, float32 heads, vectors identity, generation, vec_starts) saved by a reader,
+    """(page_ids, float16 heads, vectors identity, generation, vec_starts) saved by a reader,
     or None."""
     try:
         with np.load(path) as saved:
@@ -113,6 +114,7 @@ class SignalCache:
                 return prior
             heads = np.zeros((len(everything), self.store.dim), np.float16)
             fresh = np.ones(len(everything), bool)
+            carried = False  # rows taken over from `prior`
             # Carried over only from local rows (append-only, addressed by vec_start); a server
             # store's page ids may be given again with other vectors.
             if prior is not None and prior[2] == identity and len(prior[0]) and \
@@ -124,8 +126,14 @@ class SignalCache:
                     (prior[4][order[where]] == everything.vec_start)
                 heads[known] = prior[1][order[where[known]]]
                 fresh = ~known
+                carried = True
             if fresh.any():
                 heads[fresh] = self.store.head_vectors(everything.subset(np.flatnonzero(fresh)), HEAD_TOKENS)
+            # Saved when most of it is new; a few new pages are cheap for each reader to add,
+            # and saving rewrites every head (768 MB at 1M pages).
+            unsaved = int(fresh.sum()) + (prior[5] if prior is not None and len(prior) > 5 and carried else 0)
+            if unsaved <= SAVE_SHARE * len(everything) and carried:
+                return everything.page_ids, heads, identity, generation, everything.vec_start, unsaved
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 tmp = path.with_name(f"heads.tmp-{os.getpid()}-{threading.get_ident()}.npz")
@@ -135,7 +143,7 @@ class SignalCache:
             except OSError:
                 pass
             # float16 in memory as on disk: half the bytes a query reads (and 0.8 GB at 1M pages)
-            return everything.page_ids, heads, identity, generation, everything.vec_start
+            return everything.page_ids, heads, identity, generation, everything.vec_start, 0
 
         page_ids, heads, *_ = self._get("heads", build)
         return page_ids, heads

@@ -71,6 +71,8 @@ def test_after_a_write_only_the_new_pages_are_tokenised(tmp_path, encoder, monke
     with Index.create(tmp_path / "ix", encoder=encoder) as index:
         index.add([tmp_path / "docs" / f"{n}.pdf" for n in names[:-1]], compression="none")
         assert index.search("lava from the volcano", k=1, method="bm25")[0].path.endswith("volcanoes.pdf")
+        stamp = tmp_path / "ix" / "cache" / "bm25-pages" / "stamp.json"
+        saved = stamp.read_text()
         asked = []
         real = index.catalog.page_texts
         monkeypatch.setattr(index.catalog, "page_texts", lambda ids=None: asked.append(len(ids)) or real(ids))
@@ -83,6 +85,7 @@ def test_after_a_write_only_the_new_pages_are_tokenised(tmp_path, encoder, monke
         index.remove(f"*{names[-1]}.pdf")
         hits = index.search(TOPICS[names[-1]][:60], k=3, method="bm25")
         assert all(not h.path.endswith(f"{names[-1]}.pdf") for h in hits) and asked == [2, 2]
+        assert stamp.read_text() == saved  # small updates are redone by each reader, not saved
     # another process: the saved index plus the pages added since
     with Index.open(tmp_path / "ix") as reader:
         fresh = Bm25Index.build(*reader.catalog.page_texts())

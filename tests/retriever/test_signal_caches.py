@@ -79,3 +79,23 @@ def test_a_reader_picks_up_the_saved_heads_and_adds_the_new_pages(tmp_path, enco
         table = reader.catalog.page_table()
         np.testing.assert_array_equal(reader.searcher.cache.head_vectors(table), _expected(reader))
         assert asked[0] == 1  # the saved heads came from disk; only the new page was computed
+
+
+def test_a_few_new_heads_are_not_saved_again_but_every_reader_gets_them(tmp_path, encoder, monkeypatch):
+    import retriever.signals as signals
+
+    monkeypatch.setattr(signals, "SAVE_SHARE", 0.5)
+    for name in TOPICS:
+        write_pdf(tmp_path / "docs" / f"{name}.pdf", [TOPICS[name], TOPICS[name][::-1]])
+    files = sorted((tmp_path / "docs").glob("*.pdf"))
+    saved = tmp_path / "ix" / "cache" / "heads.npz"
+    with Index.create(tmp_path / "ix", encoder=encoder) as index:
+        index.add(files[:-1], compression="none")  # built from nothing: saved
+        first = saved.stat().st_mtime_ns
+        index.add(files[-1:], compression="none")  # 2 new of 12 pages: kept in memory only
+        assert saved.stat().st_mtime_ns == first
+    with Index.open(tmp_path / "ix") as reader:
+        asked = _counting(monkeypatch, reader.store)
+        table = reader.catalog.page_table()
+        np.testing.assert_array_equal(reader.searcher.cache.head_vectors(table), _expected(reader))
+        assert asked == [2]
