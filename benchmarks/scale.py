@@ -8,7 +8,9 @@ are appended again and again as new documents until the index holds N pages. Eac
 codes get noise (every code bit flipped with probability --noise; the pooled codes' low bit
 flipped with probability 0.3), so copies are near, not exact, duplicates of real pages;
 their texts are the real pages' texts. Nothing is encoded: the build costs what the store
-and catalog writes cost.
+and catalog writes cost. With --store qdrant-edge the index keeps its vectors in Qdrant's engine
+in-process: every page is a copy, its decoded vectors plus Gaussian noise (sigma 0.02 a
+dimension, normalised again), since the engine stores float vectors, not docpress's codes.
 
 Printed as one JSON object: per method, p50/p95 ms of the search alone (warm: the files read
 once into the page cache, query vectors encoded beforehand) and p50 with query encoding; the first query after opening (it builds
@@ -33,9 +35,10 @@ import numpy as np
 
 from docpress import Index
 from indexer.catalog import PageRow
-from indexer.stores.base import location_of
+from indexer.stores.base import StoredPage, location_of
 
 METHODS = ("hybrid", "rrf", "maxsim", "dense", "bm25")
+FLOAT_NOISE = 0.02  # per-dimension sigma of the float copies (Qdrant Edge), before normalising
 
 
 def _noisy(page, rng: np.random.Generator, noise: float):
@@ -52,8 +55,24 @@ def _noisy(page, rng: np.random.Generator, noise: float):
     return CompressedPage(codes, page.boxes, page.words, pooled, page.n_in)
 
 
+def _noisy_vectors(page, compressor, rng: np.random.Generator, sigma: float):
+    """A near copy of a compressed page as float vectors (for a store that keeps floats, Qdrant
+    Edge): the decoded rows plus Gaussian noise per dimension, normalised again."""
+    vectors = compressor.decode_page(page)
+
+    def jitter(x: np.ndarray) -> np.ndarray:
+        if not len(x):
+            return x
+        x = x + rng.normal(0.0, sigma, x.shape).astype(np.float32)
+        return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+    return type(vectors)(jitter(vectors.vectors), vectors.boxes, vectors.words, vectors.weights,
+                         jitter(vectors.pooled))
+
+
 class Grower:
-    """Appends noisy copies of the source index's documents to an index (same codec)."""
+    """Appends noisy copies of the source index's documents to an index: codes with flipped
+    bits into a store of the same codec, or noisy float vectors into a Qdrant Edge store."""
 
     def __init__(self, source: Index, index: Index, seed: int, noise: float, tag: str = "copy"):
         self.index, self.noise, self.tag = index, noise, tag
@@ -61,6 +80,7 @@ class Grower:
         catalog, store = source.catalog, source.store
         if not hasattr(store, "add_compressed"):
             sys.exit("the source index must be compressed (the default for 1,000 pages or more)")
+        self.compressor = store.compressor
         table = catalog.page_table()
         self.docs = {}
         for i, page_id in enumerate(table.page_ids):
@@ -85,7 +105,12 @@ class Grower:
                     new_doc = catalog.insert_document(path, f"sim-{self.tag}{self.round}-{doc.sha256}", doc.title,
                                                       len(rows), {"copy": self.round})
                     first = catalog.next_page_id()
-                    locations = store.add_compressed([_noisy(p, self.rng, self.noise) for _, p in rows])
+                    if hasattr(store, "add_compressed"):
+                        locations = store.add_compressed([_noisy(p, self.rng, self.noise) for _, p in rows])
+                    else:
+                        locations = store.add([StoredPage(first + i, new_doc, _noisy_vectors(
+                            p, self.compressor, self.rng, FLOAT_NOISE), r.text.split(" "))
+                            for i, (r, p) in enumerate(rows)])
                     catalog.insert_pages([PageRow(new_doc, r.number, r.width, r.height, r.text, r.text_source,
                                                   id=first + i) for i, (r, _) in enumerate(rows)])
                     lane.place(catalog, {first + i: loc for i, loc in enumerate(locations)})
@@ -109,7 +134,9 @@ def main() -> None:
     parser.add_argument("--queries", required=True, help="JSONL with a 'query' field")
     parser.add_argument("--pages", type=int, required=True)
     parser.add_argument("--work", required=True, help="where the grown index is built")
-    parser.add_argument("--store", default="local", choices=["local"])
+    parser.add_argument("--store", default="local", choices=["local", "qdrant-edge"],
+                        help="local: the embedded store, the source's codec; qdrant-edge: Qdrant's "
+                             "engine in-process (float16 token vectors, pip install 'docpress[qdrant-edge]')")
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--n-queries", type=int, default=30)
     parser.add_argument("--noise", type=float, default=0.03)
@@ -122,7 +149,11 @@ def main() -> None:
     target = Path(args.work) / f"index-{args.pages}"
     if args.measure is None:
         shutil.rmtree(target, ignore_errors=True)
-        shutil.copytree(args.source, target, ignore=shutil.ignore_patterns("cache", "writer.*"))
+        if args.store == "local":  # the source's pages and codec, grown by copies
+            shutil.copytree(args.source, target, ignore=shutil.ignore_patterns("cache", "writer.*"))
+        else:  # every page a copy, as floats in the engine's shard inside the index folder
+            with Index.open(args.source) as source:
+                Index.create(target, encoder=source.encoder, store="qdrant-edge:edge").close()
         started = time.perf_counter()
         with Index.open(args.source) as source, Index.open(target) as index, index.writing():
             have = index.info()["pages"]
@@ -180,7 +211,8 @@ def main() -> None:
         filtered[method] = {"p50_ms": round(statistics.median(times), 1)}
     index.close()
 
-    pages = Index.open(target).info()["pages"]
+    with Index.open(target) as index:  # closed: a Qdrant Edge shard takes one opener at a time
+        pages = index.info()["pages"]
     disk = _disk_bytes(target)
     with Index.open(target) as index:
         grower = Grower(Index.open(args.source), index, args.seed + 1, args.noise, "add")  # not timed

@@ -327,7 +327,8 @@ def ingest(paths: Iterable[str | Path], catalog: Catalog, lanes: Sequence[Lane],
                     raise
             except Exception:  # noqa: BLE001 (which file it was is found next)
                 pass
-        return [w for w in works if guarded(w.path, lambda w=w: _encode_files([w], lanes, progress))]
+        # retried alone: without progress, which each file reports once, at its commit
+        return [w for w in works if guarded(w.path, lambda w=w: _encode_files([w], lanes, progress if len(works) == 1 else None))]
 
     def drain() -> None:
         works, group[:] = list(group), []

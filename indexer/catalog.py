@@ -74,6 +74,9 @@ class DocumentRow:
     added_at: float
 
 
+RENAMED = "documents.renamed"  # state key: how many times a document took another path
+
+
 @dataclass
 class PageRow:
     """A page as the catalog stores it; vectors are rows [vec_start, vec_start + vec_count)."""
@@ -240,6 +243,10 @@ class Catalog:
     def delete_document(self, doc_id: int) -> list[int]:
         """Delete a document and its pages; return the deleted page ids."""
         ids = [r[0] for r in self.db.execute("SELECT id FROM pages WHERE doc_id=?", (doc_id,))]
+        # the ids stay given (an index made before ids were recorded learns them here)
+        self._used_ids("documents", doc_id)
+        if ids:
+            self._used_ids("pages", max(ids))
         self.db.execute("DELETE FROM pages WHERE doc_id=?", (doc_id,))
         self.db.execute("DELETE FROM documents WHERE id=?", (doc_id,))
         return ids
@@ -274,9 +281,12 @@ class Catalog:
         self.db.execute("DELETE FROM aliases WHERE path=?", (path,))
 
     def set_document_path(self, doc_id: int, path: str) -> None:
-        """Make `path` (one of its aliases) the document's path; the alias goes."""
+        """Make `path` (one of its aliases) the document's path; the alias goes. The count of
+        such moves is kept: a document's searchable text starts with its file name, so the
+        document-level caches are rebuilt when it changes."""
         self.db.execute("DELETE FROM aliases WHERE path=?", (path,))
         self.db.execute("UPDATE documents SET path=? WHERE id=?", (path, doc_id))
+        self.set_state(RENAMED, str(int(self.state(RENAMED, "0")) + 1))
 
     # -- pages --------------------------------------------------------------------------
     def next_page_id(self) -> int:

@@ -62,6 +62,7 @@ class Bm25Index:
         self.live = live
         self.stemmer = stemmer
         self.merged_now = False  # made by merging segments (worth saving for the other readers)
+        self.version = ""  # follow()'s version of the texts it was built from
         self._index_keys()
 
     def _index_keys(self) -> None:
@@ -224,12 +225,15 @@ class Bm25Index:
 
 
 def follow(cache: Path, generation: int, prior: "Bm25Index | None", live_keys: Callable[[], np.ndarray],
-           texts: Callable[[np.ndarray], list[str]], batch: int | None = None) -> Bm25Index:
+           texts: Callable[[np.ndarray], list[str]], batch: int | None = None,
+           version: str = "") -> Bm25Index:
     """The BM25 index of the catalog's `generation`: this process's previous one or the saved
     one brought up to date, else built. Saved again when it was built or merged (a small
-    update is cheap to redo in each process)."""
-    stamp = {"terms": TERMS_VERSION, "format": FORMAT}
-    base = prior
+    update is cheap to redo in each process). version: changes when texts changed under ids
+    that stay live (a document's new file name): neither the previous nor the saved index is
+    then reused."""
+    stamp = {"terms": TERMS_VERSION, "format": FORMAT, "version": version}
+    base = prior if prior is not None and prior.version == version else None
     if base is None:
         loaded = Bm25Index.load(cache, stamp)
         base = loaded[0] if loaded else None
@@ -237,9 +241,11 @@ def follow(cache: Path, generation: int, prior: "Bm25Index | None", live_keys: C
     index = Bm25Index.built(keys, texts, batch) if base is None else base.updated(keys, texts, batch)
     # Saved when built or merged; a small update (new texts, deletions) is cheap for each
     # process to redo, and saving would rewrite every segment (1.8 GB of postings at 1M pages).
+    index.version = version
     if base is None or index.merged_now:
         try:
             index.save(cache, {**stamp, "generation": generation})
         except OSError:  # a read-only index still searches; it just rebuilds next time
             pass
+        index.merged_now = False  # saved: the next unchanged generation must not save it again
     return index

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.catalog import Catalog, PageTable
+from indexer.catalog import RENAMED, Catalog, PageTable
 from indexer.layout import cache_folder
 from indexer.stores.base import VectorStore
 from retriever.bm25 import Bm25Index, follow
@@ -61,10 +61,15 @@ class SignalCache:
         return self._cache[name][1]
 
     def _bm25(self, name: str, keys: Callable[[], np.ndarray],
-              texts: Callable[[np.ndarray], list[str]], batch: int | None = None) -> Bm25Index:
+              texts: Callable[[np.ndarray], list[str]], batch: int | None = None,
+              version: str = "") -> Bm25Index:
         prior = self._cache.get(name)
         return self._get(name, lambda g: follow(cache_folder(self.directory) / name, g,
-                                                prior[1] if prior else None, keys, texts, batch))
+                                                prior[1] if prior else None, keys, texts, batch, version))
+
+    def _names_version(self) -> str:
+        """Changes when a document takes another path: its texts here start with its file name."""
+        return self.catalog.state(RENAMED, "0")
 
     def _page_ids(self) -> np.ndarray:
         return self.catalog.page_table().page_ids
@@ -90,12 +95,13 @@ class SignalCache:
     def profile_bm25(self) -> Bm25Index:
         """Over each document's file name, title and opening words: which document is meant."""
         return self._bm25("bm25-profiles", self._doc_ids,
-                          lambda ids: self.catalog.document_texts(PROFILE_WORDS, ids)[1])
+                          lambda ids: self.catalog.document_texts(PROFILE_WORDS, ids)[1],
+                          version=self._names_version())
 
     def document_bm25(self) -> Bm25Index:
         """Over each document's whole text."""
         return self._bm25("bm25-documents", self._doc_ids, lambda ids: self.catalog.document_texts(None, ids)[1],
-                          batch=DOCUMENTS_PER_READ)
+                          batch=DOCUMENTS_PER_READ, version=self._names_version())
 
     def _heads(self) -> tuple[np.ndarray, np.ndarray]:
         """(page_ids, (n, dim) float16 head vectors) of every live page, in page-table order.
@@ -115,10 +121,9 @@ class SignalCache:
             heads = np.zeros((len(everything), self.store.dim), np.float16)
             fresh = np.ones(len(everything), bool)
             carried = False  # rows taken over from `prior`
-            # Carried over only from local rows (append-only, addressed by vec_start); a server
-            # store's page ids may be given again with other vectors.
-            if prior is not None and prior[2] == identity and len(prior[0]) and \
-                    getattr(self.store, "dir", None) is not None:
+            # Carried over by page id and rows: the catalog never gives a page id twice, and
+            # local rows are only appended (a server store's pages all have vec_start -1).
+            if prior is not None and prior[2] == identity and len(prior[0]):
                 order = np.argsort(prior[0])
                 where = np.clip(np.searchsorted(prior[0], everything.page_ids, sorter=order), 0, len(order) - 1)
                 # same page and same rows (an id freed by a delete may be given again)

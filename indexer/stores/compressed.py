@@ -293,7 +293,7 @@ class CompressedStore(VectorStore):
 # -- box and word storage ------------------------------------------------------------------
 def _scattered(starts: np.ndarray, counts: np.ndarray) -> bool:
     """Pages in many separate runs of rows, few rows in all: worth gathering into one block."""
-    if len(starts) < 2 or int(counts.sum()) > CHUNK_ROWS:
+    if len(starts) < 2 or int(counts.sum()) == 0 or int(counts.sum()) > CHUNK_ROWS:
         return False
     breaks = int(np.count_nonzero(starts[1:] != starts[:-1] + counts[:-1]))
     return breaks >= 8

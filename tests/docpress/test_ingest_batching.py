@@ -78,11 +78,13 @@ def test_a_file_that_breaks_a_shared_batch_costs_that_file_only(tmp_path, encode
         return real(pages)
 
     monkeypatch.setattr(encoder, "encode_pages", fragile)
-    skipped = []
+    skipped, progress = [], []
     with Index.create(tmp_path / "ix", encoder=encoder) as index, index.writing():
         report = ingest([folder], index.catalog, index.lanes, OcrMode.off, workers=0,
-                        on_skip=skipped.append)
+                        on_skip=skipped.append, progress=lambda *event: progress.append(event))
     assert sorted(Path(p).name for p in report.added) == ["a.pdf", "b.pdf", "c.pdf"]
+    # each committed file is reported once, the retries alone did not report it again
+    assert sorted(Path(path).name for path, _, _ in progress) == ["a.pdf", "b.pdf", "c.pdf"]
     assert [Path(s.path).name for s in skipped] == ["poison.pdf"]
     assert "the model choked" in skipped[0].reason and report.skipped == skipped
 

@@ -119,3 +119,43 @@ def test_a_large_build_is_read_in_batches_into_sealed_segments(monkeypatch):
                               lambda ids: [TEXTS[int(i) % len(TEXTS)] for i in ids])
     sealed = sum(1 for s in grown.segments if len(s.keys) == 4)
     assert sealed >= len(TEXTS) // 4 and len(grown.segments) - sealed <= bm25.MAX_SEGMENTS
+
+
+def test_a_document_under_a_new_file_name_is_searched_by_it(tmp_path, encoder):
+    """Removing a file whose identical copy stays moves the document to the copy's path: the
+    document-level indexes (their texts start with the file name) follow, in this process and
+    in a new one."""
+    write_pdf(tmp_path / "docs" / "volcanoes.pdf", [TOPICS["volcanoes"]])
+    write_pdf(tmp_path / "docs" / "photosynthesis.pdf", [TOPICS["photosynthesis"]])
+    (tmp_path / "docs" / "zanzibar.pdf").write_bytes((tmp_path / "docs" / "volcanoes.pdf").read_bytes())
+    with Index.create(tmp_path / "ix", encoder=encoder) as index:
+        index.add([tmp_path / "docs"], compression="none")
+        assert index.searcher.cache.profile_bm25().scores("zanzibar").max() == 0
+        index.remove(str(tmp_path / "docs" / "volcanoes.pdf"))
+        ids, texts = index.catalog.document_texts(100)
+        fresh = Bm25Index.build(ids, texts).scores("zanzibar", ids)
+        assert fresh.max() > 0
+        np.testing.assert_allclose(index.searcher.cache.profile_bm25().scores("zanzibar", ids), fresh, rtol=1e-5)
+    with Index.open(tmp_path / "ix") as reader:
+        np.testing.assert_allclose(reader.searcher.cache.profile_bm25().scores("zanzibar", ids), fresh, rtol=1e-5)
+
+
+def test_an_index_from_before_ids_were_recorded_never_gives_them_twice(tmp_path, encoder):
+    for name in ("photosynthesis", "volcanoes", "espresso"):
+        write_pdf(tmp_path / "docs" / f"{name}.pdf", [TOPICS[name]])
+    with Index.create(tmp_path / "ix", encoder=encoder) as index:
+        index.add([tmp_path / "docs" / "photosynthesis.pdf", tmp_path / "docs" / "volcanoes.pdf"],
+                  compression="none")
+        index.search("lava", k=1, method="bm25")
+        with index.catalog.transaction():  # as an index written by older code has it
+            index.catalog.db.execute("DELETE FROM state WHERE key LIKE 'next_id.%'")
+        old_pages = set(index.catalog.page_table().page_ids.tolist())
+        old_docs = {d.id for d in index.catalog.documents()}
+    with Index.open(tmp_path / "ix") as index:
+        index.remove("volcanoes.pdf")  # the newest document and page
+        index.add([tmp_path / "docs" / "espresso.pdf"], compression="none")
+        assert min(set(index.catalog.page_table().page_ids.tolist()) - old_pages) > max(old_pages)
+        assert max(d.id for d in index.catalog.documents()) > max(old_docs)
+        hits = index.search("lava volcano eruption", k=3, method="bm25")
+        assert all(not h.path.endswith("espresso.pdf") or h.score == 0 for h in hits)
+        assert index.search("espresso descaling", k=1, method="bm25")[0].path.endswith("espresso.pdf")

@@ -281,3 +281,28 @@ def test_identity_projection_scores_like_its_base(tmp_path):
     np.testing.assert_array_equal(projected.dense(pooled, table), base.dense(pooled, table))
     np.testing.assert_allclose(projected.head_vectors(table, 4), base.head_vectors(table, 4), atol=8e-3)
     assert len(projected.tokens) == len(base.tokens) == sum(TOKENS)
+
+
+def test_scattered_pages_without_vectors_score_zero(tmp_path):
+    """hybrid's candidates (scattered runs) may all be blank scans: zeros, not a crash."""
+    rng = np.random.default_rng(0)
+
+    def unit(n):
+        x = rng.normal(size=(n, DIM)).astype(np.float32)
+        return x / np.linalg.norm(x, axis=1, keepdims=True) if n else x.reshape(0, DIM)
+
+    pages = []
+    for i in range(24):
+        n = 0 if i % 2 else 6  # every other page a blank scan
+        boxes = np.tile(np.array([[1, 1, 5, 5]], np.float32), (n, 1))
+        pages.append(StoredPage(i + 1, 1, PageVectors(unit(n), boxes, np.zeros(n, np.int32),
+                                                      np.ones(n, np.float32), unit(1)),
+                                [f"w{i}_{j}" for j in range(n + 2)]))
+    codec = Compressor.from_config({"preset": "none"})
+    codec.fit([p.vectors for p in pages], [p.words for p in pages])
+    store = CompressedStore(tmp_path / "c", codec)
+    table = table_of(pages, store.add(pages))
+    query = unit(4)
+    assert (store.maxsim(query, table.subset(np.arange(1, 24, 2))) == 0).all()
+    mixed = store.maxsim(query, table.subset(np.arange(24)))
+    assert (mixed[1::2] == 0).all() and (mixed[0::2] != 0).all()
