@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from retriever.bm25_segments import Segment, merge, score
+from retriever.bm25_segments import Segment, collection, live_postings, merge, score, weight
 from retriever.lexical import TERMS_VERSION, TOKEN_PATTERN, normalize
 
 # Small segments (the writes since a merge) an index may have before they are merged into
@@ -203,6 +203,25 @@ class Bm25Index:
             return full
         rows = self.rows(keys)
         return np.where(rows >= 0, full[np.clip(rows, 0, None)], 0.0).astype(np.float32)
+
+    def scores_as(self, query: str, key: int, text: str) -> np.ndarray:
+        """scores(query), with the text of `key` scored as if it were `text`; the collection's
+        statistics stay those of the indexed texts (calibration asks how a page with its answer
+        cut out would rank)."""
+        out = self.scores(query)
+        row = int(self.rows(np.asarray([key], np.int64))[0])
+        if row < 0:
+            return out
+        terms = [t for t in self.query_tokens(query) if t in self.vocab]
+        words = self.query_tokens(text)
+        n, avgdl = collection(self.segments, self.live)
+        out[row] = 0.0
+        for term in terms:
+            tf = np.float32(words.count(term))
+            if tf:
+                df = sum(len(rows) for _, rows, _ in live_postings(self.segments, self.live, self.vocab[term]))
+                out[row] += weight(tf, np.float32(len(words)), df, n, avgdl)
+        return out
 
     def rows(self, keys: np.ndarray) -> np.ndarray:
         """Each key's position in `keys` of this index (-1: unknown). Remembered for the last

@@ -82,28 +82,40 @@ def _indptr(term: np.ndarray, n_terms: int) -> np.ndarray:
     return indptr
 
 
+def collection(segments: list[Segment], live: list[np.ndarray]) -> tuple[int, float]:
+    """(live texts, their average length in terms)."""
+    n = sum(int(a.sum()) for a in live)
+    total = sum(float(seg.lengths[a].sum()) for seg, a in zip(segments, live))
+    return n, (total / n if n else 0.0) or 1.0
+
+
+def live_postings(segments: list[Segment], live: list[np.ndarray], term: int) -> list[tuple]:
+    """(segment, rows, term counts) of the live texts holding `term`."""
+    out = []
+    for s, (seg, alive) in enumerate(zip(segments, live)):
+        rows, tf = seg.postings(term)
+        keep = alive[rows]
+        out.append((s, rows[keep], tf[keep]))
+    return out
+
+
+def weight(tf, length, df: int, n: int, avgdl: float):
+    """Lucene's BM25 term weight (bm25s's default): idf times the saturated term count."""
+    idf = np.float32(np.log(1 + (n - df + 0.5) / (df + 0.5)))
+    return idf * tf / (K1 * ((1 - B) + B * length / avgdl) + tf)
+
+
 def score(segments: list[Segment], live: list[np.ndarray], terms: list[int]) -> list[np.ndarray]:
     """Per segment, the BM25 score of each of its texts for the query terms (0 for dead texts),
     with document frequencies, count and average length over the live texts of all segments."""
-    n = sum(int(a.sum()) for a in live)
+    n, avgdl = collection(segments, live)
     out = [np.zeros(len(seg.keys), np.float32) for seg in segments]
     if n == 0:
         return out
-    avgdl = float(sum(float(seg.lengths[a].sum()) for seg, a in zip(segments, live))) / n
-    avgdl = avgdl or 1.0
     for term in terms:
-        hits = []
-        df = 0
-        for s, (seg, alive) in enumerate(zip(segments, live)):
-            rows, tf = seg.postings(term)
-            keep = alive[rows]
-            rows, tf = rows[keep], tf[keep]
-            df += len(rows)
-            hits.append((s, rows, tf))
-        if df == 0:
-            continue
-        idf = np.float32(np.log(1 + (n - df + 0.5) / (df + 0.5)))
+        hits = live_postings(segments, live, term)
+        df = sum(len(rows) for _, rows, _ in hits)
         for s, rows, tf in hits:
-            length = segments[s].lengths[rows]
-            out[s][rows] += idf * tf / (K1 * ((1 - B) + B * length / avgdl) + tf)
+            if len(rows):
+                out[s][rows] += weight(tf, segments[s].lengths[rows], df, n, avgdl)
     return out

@@ -32,7 +32,7 @@ from docpress.tokens import token_weights
 from docpress.tune.pseudo import cut_queries
 from docpress.types import Page, Word
 from indexer.stores.base import location_of
-from retriever.fusion import standardize
+from retriever.fusion import standardize, top_indices
 from retriever.lanes import MAXSIM_WEIGHT
 from retriever.search import PAGE_WEIGHTS, RERANK_CANDIDATES, first_stage
 from retriever.signals import HEAD_TOKENS, HEAD_WORDS
@@ -41,8 +41,6 @@ ProgressFn = Callable[[str, int, int], None]
 
 BM25_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 MAXSIM_GRID = (0.5, 1.0, 1.5)
-# bm25s's defaults (method "lucene"), which the index's BM25 uses.
-K1, B = 1.5, 0.75
 
 
 @dataclass
@@ -75,52 +73,16 @@ def _key(b: float, m: float) -> str:
 
 
 class _Lexical:
-    """BM25 (lucene, as bm25s scores it) over a fixed set of texts, with one text swappable."""
+    """BM25 over a fixed set of texts (retriever.bm25), with one text swappable per query."""
 
     def __init__(self, texts: list[str]):
-        from scipy import sparse
-
         from retriever.bm25 import Bm25Index
 
-        self._tokenizer = Bm25Index.build(np.zeros(0, np.int64), [])  # terms and stemmer only
-        docs = [self.terms(t) for t in texts]
-        vocab: dict[str, int] = {}
-        rows, cols = [], []
-        for i, terms in enumerate(docs):
-            for t in terms:
-                cols.append(vocab.setdefault(t, len(vocab)))
-                rows.append(i)
-        self.vocab = vocab
-        self.counts = sparse.csc_matrix((np.ones(len(rows), np.float32), (rows, cols)),
-                                        shape=(len(texts), max(len(vocab), 1)))
-        self.lengths = np.asarray([len(d) for d in docs], np.float32)
-        self.avgdl = float(self.lengths.mean()) if len(docs) else 1.0
-        df = np.asarray((self.counts > 0).sum(0)).ravel()
-        n = len(texts)
-        self.idf = np.log(1 + (n - df + 0.5) / (df + 0.5)).astype(np.float32)
-
-    def terms(self, text: str) -> list[str]:
-        return self._tokenizer.query_tokens(text)
-
-    def _weight(self, tf: np.ndarray, length: np.ndarray) -> np.ndarray:
-        return tf * (K1 + 1) / (tf + K1 * (1 - B + B * length / self.avgdl))
+        self.index = Bm25Index.build(np.arange(len(texts)), texts)
 
     def scores(self, query: str, swap_row: int, swap_text: str) -> np.ndarray:
         """BM25 of every text, row `swap_row` scored as `swap_text` instead."""
-        ids = [self.vocab[t] for t in self.terms(query) if t in self.vocab]
-        out = np.zeros(self.counts.shape[0], np.float32)
-        for t in ids:
-            col = self.counts[:, t]
-            rows, tf = col.indices, col.data
-            out[rows] += self.idf[t] * self._weight(tf, self.lengths[rows])
-        swapped = self.terms(swap_text)
-        out[swap_row] = 0.0
-        length = np.float32(len(swapped))
-        for t in ids:
-            tf = np.float32(sum(1 for s in swapped if self.vocab.get(s) == t))
-            if tf:
-                out[swap_row] += self.idf[t] * self._weight(tf, length)
-        return out
+        return self.index.scores_as(query, swap_row, swap_text)
 
 
 def _page_without(words: list[str], cut: tuple[int, int], width: float, height: float) -> Page:
@@ -215,7 +177,7 @@ def calibrate_fusion(index, options: CalibrateOptions | None = None,
         maxsim: dict[int, float] = {}
         for si, (b, m) in enumerate(settings):
             first = first_stage(signals, documents, {**PAGE_WEIGHTS, "bm25": b})
-            candidates = np.argsort(-first, kind="stable")[:RERANK_CANDIDATES]
+            candidates = top_indices(first, RERANK_CANDIDATES)
             need = sorted(set(candidates.tolist()) - set(maxsim) - {row})
             if need:
                 rows = np.asarray(need)
