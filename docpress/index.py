@@ -293,16 +293,18 @@ class Index:
         return report
 
     def warm_caches(self) -> None:
-        """Bring the search caches (the BM25 indexes, the head vectors) up to the catalog now,
-        so the first search after a write does not pay for it. They follow writes
-        incrementally (retriever.signals), so this costs what the new pages cost; they are
-        derived data, so a disk that refuses them only costs the next search that time."""
+        """Bring the search caches (the BM25 indexes, the head vectors, maxsim's first stage)
+        up to the catalog now, so the first search after a write does not pay for it. They
+        follow writes incrementally (retriever.signals), so this costs what the new pages
+        cost; they are derived data, so a disk that refuses them only costs the next search
+        that time."""
         try:
             with self.reading():
                 cache = self.searcher.cache
                 for build in (cache.page_bm25, cache.head_bm25, cache.profile_bm25, cache.document_bm25):
                     build()
                 cache.head_vectors(self.catalog.page_table())
+                cache.token_ivf()
         except OSError:
             pass
 

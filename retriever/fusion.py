@@ -22,6 +22,23 @@ def standardize(scores: np.ndarray) -> np.ndarray:
     return out
 
 
+def standardize_like(scores: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """z-scores of `scores` on the mean and spread of `reference` (a sample of the same
+    signal over the pages searched; its finite values only). standardize(x) is
+    standardize_like(x, x).
+
+    >>> standardize_like(np.array([2.0, -np.inf]), np.array([1.0, 2.0, 3.0])).round(3).tolist()
+    [0.0, -10.0]
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    reference = np.asarray(reference, dtype=np.float64)
+    finite = np.isfinite(reference)
+    if finite.sum() < 2:
+        return np.zeros_like(scores)
+    mean, std = reference[finite].mean(), reference[finite].std()
+    return np.where(np.isfinite(scores), (scores - mean) / std if std > 0 else 0.0, -10.0)
+
+
 def weighted_sum(signals: dict[str, np.ndarray], weights: dict[str, float],
                  scale: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
     """Sum of the signals put on one scale (z-scores by default) times their weights; signals

@@ -10,8 +10,10 @@ import numpy as np
 from docpress.errors import DocpressError
 from docpress.types import QueryVectors
 from indexer.catalog import Catalog, PageTable
+from indexer.first_stage import Depth, LiveRows, worth_it
+from indexer.page_first_stage import worth_it as pages_worth_it
 from indexer.stores.base import location_of
-from retriever.fusion import reciprocal_ranks, standardize, top_indices, weighted_sum
+from retriever.fusion import reciprocal_ranks, standardize, standardize_like, top_indices, weighted_sum
 from retriever.highlight import match_regions
 from retriever.hits import Hit
 from retriever.lanes import Lane, lanes_for
@@ -40,6 +42,17 @@ PAGE_WEIGHTS = {"dense": 1.0, "head": 1.0, "bm25_head": 0.5, "bm25": 0.75}
 DOC_WEIGHTS = {"profile": 1.5, "document": 1.5}
 # Pages that reach the MaxSim stage of hybrid: the cheap signals pick them from all pages.
 RERANK_CANDIDATES = 256
+# hybrid on large indexes (indexer.page_first_stage): each cheap signal's best pages, from an
+# IVF for the vector signals (lists probed: PAGE_NPROBE) and from the full BM25 scores, plus
+# every page of the best documents, are scored exactly; the z-scores of the vector signals
+# take their mean and spread from a fixed sample of the pages searched.
+PAGE_POOL = 1000
+PAGE_NPROBE = 32
+TOP_DOCUMENTS = 4
+STATS_SAMPLE = 8192
+# maxsim looks wider this many times (indexer.first_stage.Depth.wider) when a filter leaves
+# too few of the first stage's candidates, then scans the filtered pages exactly.
+WIDEN_TIMES = 2
 
 
 def first_stage(cheap: dict[str, np.ndarray], documents: np.ndarray, weights: dict[str, float],
@@ -75,8 +88,12 @@ class Searcher:
     the caches of its cheap signals."""
 
     def __init__(self, catalog: Catalog, lanes: list[Lane], cache: SignalCache,
-                 fusion: dict | None = None):
+                 fusion: dict | None = None, first_stages: bool = True):
         self.catalog = catalog
+        # maxsim and hybrid through their first stages on large indexes (False: always the
+        # exact scan of every page)
+        self.first_stages = first_stages
+        self._sample = None  # (the table it was drawn from, the sample, its head vectors)
         self.lanes = lanes
         self.main = lanes[0]
         self.cache = cache
@@ -150,17 +167,20 @@ class Searcher:
 
     def documents(self, text: str, table: PageTable) -> np.ndarray:
         """Fused document-level score of each page's document; 0 when one document is searched."""
-        doc_ids = np.unique(table.doc_ids)
+        doc_ids, per_doc, where = self._document_scores(text, table)
+        return per_doc[where] if len(doc_ids) >= 2 else np.zeros(len(table))
+
+    def _document_scores(self, text: str, table: PageTable):
+        """(the documents searched, each one's fused score, each page's document among them)."""
+        doc_ids, where = np.unique(table.doc_ids, return_inverse=True)
         if len(doc_ids) < 2:
-            return np.zeros(len(table))
+            return doc_ids, np.zeros(len(doc_ids)), where
         signals = {"profile": self.cache.profile_bm25().scores(text, doc_ids),
                    "document": self.cache.document_bm25().scores(text, doc_ids)}
         # What a document adds is the pooled evidence of its pages: nothing for a one-page
         # document (it would count that page's BM25 again), nearly all of it for long ones.
-        where = np.searchsorted(doc_ids, table.doc_ids)
         pooling = 1.0 - 1.0 / np.bincount(where, minlength=len(doc_ids))
-        per_doc = pooling * weighted_sum(signals, DOC_WEIGHTS)
-        return per_doc[where]
+        return doc_ids, pooling * weighted_sum(signals, DOC_WEIGHTS), where
 
     # -- ranking ------------------------------------------------------------------------
     def rank(self, text: str, qv: QueryVectors, table: PageTable, method: Method, k: int,
@@ -171,6 +191,10 @@ class Searcher:
             return self._fused(text, qv, table, k, by_lane, method)
         if method is Method.maxsim:
             lanes = lanes_for(self.lanes, method.value)
+            if lanes == [self.main] and self.first_stages:
+                found = self._maxsim_candidates(by_lane[self.main.name], table, k)
+                if found is not None:
+                    return found
             scores = self._maxsim(lanes[0], by_lane[lanes[0].name], table)
             for lane in lanes[1:]:
                 scores = scores + self._maxsim(lane, by_lane[lane.name], table)
@@ -181,25 +205,99 @@ class Searcher:
         top = top_indices(scores, k)
         return top, scores[top]
 
+    def _maxsim_candidates(self, qv: QueryVectors, table: PageTable, k: int):
+        """MaxSim's best k through the token first stage: candidates from the IVF, then exact
+        MaxSim on them. None where the scan over `table` is exact and cheap, or where too few
+        candidates fall inside a narrow filter even when looking wider (then scan the filter)."""
+        if not worth_it(int(table.vec_count.sum())):
+            return None
+        try:
+            stage = self.cache.token_ivf()
+        except OSError:  # derived data a full or read-only disk refused: scan instead
+            return None
+        if stage is None:
+            return None
+        query = self.main.query_matrix(qv)
+        live, depth = LiveRows(table), Depth()
+        for _ in range(WIDEN_TIMES + 1):
+            rows, _ = stage.candidates(query, live, depth)
+            if len(rows) >= min(max(k, depth.ndocs // 4), len(table)):
+                break
+            depth = depth.wider()
+        else:
+            return None
+        rows = np.sort(rows)
+        exact = self._maxsim(self.main, qv, table.subset(rows))
+        top = top_indices(exact, k)
+        return rows[top], exact[top]
+
     def _fused(self, text: str, qv: QueryVectors, table: PageTable, k: int,
                by_lane: dict[str, QueryVectors], method: Method) -> tuple[np.ndarray, np.ndarray]:
         """hybrid (z-scores) or rrf (reciprocal ranks) of the same signals, in two stages."""
         scale = standardize if method is Method.hybrid else reciprocal_ranks
-        # Stage 1, every page: the cheap signals, on one scale over all pages.
-        cheap = {"dense": self.dense(qv, table), "head": self.head(qv, table),
-                 "bm25_head": self.cache.head_bm25().scores(text, table.page_ids),
-                 "bm25": self.cache.page_bm25().scores(text, table.page_ids)}
-        first = first_stage(cheap, self.documents(text, table), self.page_weights, scale)
-        candidates = top_indices(first, max(k, RERANK_CANDIDATES))
+        pooled = self._pooled_first(text, qv, table) if method is Method.hybrid else None
+        if pooled is not None:  # a large index: stage 1 on the pool of each signal's best pages
+            pool, first = pooled
+        else:  # Stage 1, every page: the cheap signals, on one scale over all pages.
+            cheap = {"dense": self.dense(qv, table), "head": self.head(qv, table),
+                     "bm25_head": self.cache.head_bm25().scores(text, table.page_ids),
+                     "bm25": self.cache.page_bm25().scores(text, table.page_ids)}
+            first = first_stage(cheap, self.documents(text, table), self.page_weights, scale)
+            pool = np.arange(len(table))
+        candidates = top_indices(first, max(k, RERANK_CANDIDATES))  # positions in the pool
         # Stage 2, the candidates: each lane's MaxSim joins, on the same scale over the
         # candidates (MaxSim of the other pages is never computed).
-        rows = np.sort(candidates)  # stores score runs of contiguous pages fastest
-        final = first.copy()
-        subset = table.subset(rows)
+        candidates = candidates[np.argsort(pool[candidates], kind="stable")]  # stores score runs of contiguous pages fastest
+        final = first[candidates].copy()
+        subset = table.subset(pool[candidates])
         for lane in lanes_for(self.lanes, method.value):
-            final[rows] += lane.weight * scale(self._maxsim(lane, by_lane[lane.name], subset))
-        order = candidates[np.argsort(-final[candidates], kind="stable")][:k]
-        return order, final[order]
+            final += lane.weight * scale(self._maxsim(lane, by_lane[lane.name], subset))
+        order = np.argsort(-final, kind="stable")[:k]
+        return pool[candidates[order]], final[order]
+
+    def _stats_sample(self, table: PageTable) -> tuple[PageTable, np.ndarray]:
+        """A fixed sample of the pages searched, and their head vectors: the vector signals'
+        mean and spread come from it. Kept while the whole index is searched and unchanged
+        (the catalog hands out one table object a generation)."""
+        whole = table is self.catalog.page_table()
+        if whole and self._sample is not None and self._sample[0] is table:
+            return self._sample[1], self._sample[2]
+        rows = np.sort(np.random.default_rng(0).choice(len(table), min(STATS_SAMPLE, len(table)), replace=False))
+        sample = table.subset(rows)
+        heads = self.cache.head_vectors(sample)
+        if whole:
+            self._sample = (table, sample, heads)
+        return sample, heads
+
+    def _pooled_first(self, text: str, qv: QueryVectors, table: PageTable):
+        """hybrid's stage 1 on a large index: (table rows of the pool, their first-stage
+        scores), or None where every page is scored (a small index or filter, a store without
+        float rows, a first stage the disk refused)."""
+        if not (self.first_stages and pages_worth_it(len(table))):
+            return None
+        try:
+            heads, windows = self.cache.page_ivf("head"), self.cache.page_ivf("dense")
+        except OSError:
+            return None
+        if heads is None or windows is None:
+            return None
+        bm25 = self.cache.page_bm25().scores(text, table.page_ids)
+        bm25_head = self.cache.head_bm25().scores(text, table.page_ids)
+        doc_ids, per_doc, where = self._document_scores(text, table)
+        documents = per_doc[where]
+        parts = [top_indices(bm25, PAGE_POOL), top_indices(bm25_head, PAGE_POOL),
+                 heads.nearest(qv.pooled, PAGE_POOL, PAGE_NPROBE, table),
+                 windows.nearest(qv.pooled, PAGE_POOL, PAGE_NPROBE, table)]
+        if per_doc.any():  # every page of the best documents: their signal lifts them all
+            best = top_indices(per_doc, TOP_DOCUMENTS)
+            parts.append(np.flatnonzero(np.isin(where, best)))
+        pool = np.unique(np.concatenate(parts))
+        subset = table.subset(pool)
+        sample, sample_heads = self._stats_sample(table)
+        scaled = {"dense": standardize_like(self.dense(qv, subset), self.dense(qv, sample)),
+                  "head": standardize_like(self.head(qv, subset), sample_heads @ qv.pooled.astype(np.float32)),
+                  "bm25_head": standardize(bm25_head)[pool], "bm25": standardize(bm25)[pool]}
+        return pool, weighted_sum(scaled, self.page_weights, lambda x: x) + documents[pool]
 
     def _hits(self, table: PageTable, rows: np.ndarray, scores: np.ndarray, qv: QueryVectors,
               method: Method) -> list[Hit]:

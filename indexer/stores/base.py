@@ -68,6 +68,20 @@ class Capabilities:
     float_rows: bool = False
 
 
+def few_of(pages: PageTable, pooled_rows: int) -> bool:
+    """Whether the table's windows are few enough beside the store's that scoring only theirs
+    beats one pass over all (a first stage's candidates, not a whole index)."""
+    return int(pages.pool_count.sum()) * 4 < pooled_rows
+
+
+def window_rows(pages: PageTable) -> tuple[np.ndarray, np.ndarray]:
+    """(pooled rows of every page's windows, concatenated; where each page's start in them)."""
+    counts = np.maximum(pages.pool_count, 0)
+    first = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    rows = np.repeat(pages.pool_start - first, counts) + np.arange(int(counts.sum()))
+    return rows, first
+
+
 def location_of(pages: PageTable, i: int) -> Location:
     """The Location of row i of a page table."""
     return Location(int(pages.vec_start[i]), int(pages.vec_count[i]),
@@ -131,6 +145,16 @@ class VectorStore(ABC):
         pages in one request (a server) override this."""
         return [self.page_vectors(int(pid), location_of(pages, i))
                 for i, pid in enumerate(pages.page_ids)]
+
+    def first_windows(self, pages: PageTable) -> np.ndarray:
+        """(n_pages, dim) float32: each page's first pooled window as dense scores it (decoded
+        where coded); zeros for a page without windows. Stores with their own files override
+        this; the default reads whole pages back."""
+        out = np.zeros((len(pages), self.dim), np.float32)
+        for i, vectors in enumerate(self.pages_vectors(pages)):
+            if len(vectors.pooled) and pages.pool_count[i] > 0:
+                out[i] = vectors.pooled[0]
+        return out
 
     def head_vectors(self, pages: PageTable, n_tokens: int) -> np.ndarray:
         """(n_pages, dim) float32: the normalised mean of each page's first `n_tokens` vectors.

@@ -11,7 +11,8 @@ from docpress.types import PageVectors
 from indexer.catalog import PageTable
 from indexer.locks import FolderPin
 from indexer.segments import AppendOnlyArray, align_lengths, consecutive_locations
-from indexer.stores.base import Capabilities, Location, StoredPage, VectorStore, normalize_rows
+from indexer.stores.base import (Capabilities, Location, StoredPage, VectorStore, few_of, normalize_rows,
+                                 window_rows)
 
 
 class Bf16Store(VectorStore):
@@ -71,8 +72,18 @@ class Bf16Store(VectorStore):
     def window_scores(self, pooled: np.ndarray, pages: PageTable):
         import torch
         q = torch.from_numpy(np.asarray(pooled, np.float32)).bfloat16()
-        sims = (bf16_tensor(self.pooled.view()) @ q).float().numpy()  # every pooled row: tiny
+        view = self.pooled.view()
+        if few_of(pages, len(view)):  # a first stage's candidates: their windows only
+            rows, first = window_rows(pages)
+            return (bf16_tensor(view[rows]) @ q).float().numpy(), first, pages.pool_count
+        sims = (bf16_tensor(view) @ q).float().numpy()  # every pooled row: tiny
         return sims, pages.pool_start, pages.pool_count
+
+    def first_windows(self, pages: PageTable) -> np.ndarray:
+        out = np.zeros((len(pages), self.dim), np.float32)
+        has = np.flatnonzero(pages.pool_count > 0)
+        out[has] = bf16_tensor(self.pooled.view()[pages.pool_start[has]]).float().numpy()
+        return out
 
     def head_vectors(self, pages: PageTable, n_tokens: int) -> np.ndarray:
         out = np.zeros((len(pages), self.dim), np.float32)

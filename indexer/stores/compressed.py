@@ -28,7 +28,7 @@ from indexer.catalog import PageTable
 from indexer.layout import CODEC_BACKUP, CODEC_FOLDER
 from indexer.locks import FolderPin
 from indexer.segments import AppendOnlyArray, align_lengths, consecutive_locations
-from indexer.stores.base import Capabilities, Location, StoredPage, VectorStore
+from indexer.stores.base import Capabilities, Location, StoredPage, VectorStore, few_of, window_rows
 
 # Rows scored per block: bounds the (rows, n_query_tokens) score block to some tens of MB.
 CHUNK_ROWS = 1 << 17
@@ -157,14 +157,20 @@ class CompressedStore(VectorStore):
         table = self.codes.view()
         starts, counts = pages.vec_start, pages.vec_count
         if _scattered(starts, counts):
-            # Candidates all over the file (hybrid's rerank): their rows gathered into one
-            # block and scored in one call, not one call per run (127 calls a query at 10k
-            # pages cost more in call overhead than in scoring).
+            # Candidates all over the file (a first stage's or hybrid's): their rows gathered
+            # into blocks of at most CHUNK_ROWS and each block scored in one call, not one call
+            # per run (127 calls a query at 10k pages cost more in call overhead than in scoring).
             nonempty = np.flatnonzero(counts > 0)
-            rows = _row_index(starts[nonempty], counts[nonempty])
-            sims = quantizer.score(prepared, table[rows])
-            offsets = np.concatenate([[0], np.cumsum(counts[nonempty])[:-1]])
-            out[nonempty] = segment_max(sims, offsets, axis=0)
+            ends = np.cumsum(counts[nonempty])
+            lo = 0
+            while lo < len(nonempty):
+                done = int(ends[lo - 1]) if lo else 0
+                hi = max(lo + 1, int(np.searchsorted(ends, done + CHUNK_ROWS, side="right")))
+                block = nonempty[lo:hi]
+                sims = quantizer.score(prepared, table[_row_index(starts[block], counts[block])])
+                offsets = np.concatenate([[0], np.cumsum(counts[block])[:-1]])
+                out[block] = segment_max(sims, offsets, axis=0)
+                lo = hi
             return out.T
         i = 0
         while i < len(pages):
@@ -202,10 +208,20 @@ class CompressedStore(VectorStore):
         q = self.compressor.transform_pooled(pooled)
         quantizer = self.compressor.pooled_quantizer
         view = self.pooled.view()
+        if few_of(pages, len(view)):  # a first stage's candidates: their windows only
+            rows, first = window_rows(pages)
+            return quantizer.score(quantizer.prepare(q), view[rows])[:, 0], first, pages.pool_count
         cached = self._pooled_table
         if cached is None or cached[0] != len(view):  # the file grew: made again, once
             cached = self._pooled_table = (len(view), quantizer.table(view))
         return quantizer.score_table(quantizer.prepare(q), cached[1])[:, 0], pages.pool_start, pages.pool_count
+
+    def first_windows(self, pages: PageTable) -> np.ndarray:
+        out = np.zeros((len(pages), self.dim), np.float32)
+        has = np.flatnonzero(pages.pool_count > 0)
+        if len(has):
+            out[has] = self.compressor.restore_pooled(self.pooled.view()[pages.pool_start[has]])
+        return out
 
     # -- reading back -------------------------------------------------------------------
     def compressed_page(self, location: Location) -> CompressedPage:
@@ -292,8 +308,8 @@ class CompressedStore(VectorStore):
 
 # -- box and word storage ------------------------------------------------------------------
 def _scattered(starts: np.ndarray, counts: np.ndarray) -> bool:
-    """Pages in many separate runs of rows, few rows in all: worth gathering into one block."""
-    if len(starts) < 2 or int(counts.sum()) == 0 or int(counts.sum()) > CHUNK_ROWS:
+    """Pages in many separate runs of rows: worth gathering into blocks."""
+    if len(starts) < 2 or int(counts.sum()) == 0:
         return False
     breaks = int(np.count_nonzero(starts[1:] != starts[:-1] + counts[:-1]))
     return breaks >= 8

@@ -142,6 +142,9 @@ class ProjectedStore(VectorStore):
     def window_scores(self, pooled: np.ndarray, pages: PageTable):
         return self.base.window_scores(pooled, pages)
 
+    def first_windows(self, pages: PageTable) -> np.ndarray:
+        return self.base.first_windows(pages)
+
     def page_vectors(self, page_id: int, location: Location) -> PageVectors:
         """The base page with its token vectors as projected here."""
         page = self.base.page_vectors(page_id, location)

@@ -1,0 +1,161 @@
+"""maxsim's first stage: a FAISS IVF-PQ over every token row of a store.
+
+MaxSim is a sum over query tokens of each token's best row on a page, so the pages that own a
+query token's nearest rows are where the large terms of the sum are (ColBERT's end-to-end
+retrieval). Each query token asks the IVF for its `neighbours` nearest rows; a page's
+approximate score is the sum of its best hit per query token (a token without a hit on the
+page counts its last neighbour's score, XTR's imputation); the best `ndocs` pages are then
+scored exactly on the store's own codes. One pooled vector a page is not enough for this: an
+HNSW over them recalled 0.33-0.68 of exhaustive MaxSim's top 10 (ARCHITECTURE.md).
+
+The IVF's items are store rows, by row number (the store only appends; indexer.ivf_files keeps
+the files in step, crash-safe). A deleted page's rows stay in the lists but map to no live
+page, so they never come back; a re-coded or compacted store is other vectors, built again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from indexer.catalog import PageTable
+from indexer.ivf_files import IvfFiles
+from indexer.stores.base import VectorStore
+
+# Below this many token rows an exhaustive scan is fast (about 40 ms at 400k binary rows on 2
+# cores) and exact, so no first stage is built or used.
+EXACT_ROWS = 400_000
+ADD_BLOCK = 1 << 17  # rows decoded and added per call
+
+
+@dataclass(frozen=True)
+class Depth:
+    """How far the first stage looks: IVF lists probed per query token, nearest rows kept per
+    query token, and pages scored exactly. Chosen on real pages (benchmarks/results/scale.md)."""
+
+    nprobe: int = 32
+    neighbours: int = 256
+    ndocs: int = 512
+
+    def wider(self) -> "Depth":
+        return Depth(self.nprobe * 2, self.neighbours * 4, self.ndocs * 2)
+
+
+def worth_it(rows: int) -> bool:
+    """Whether a search over this many token rows goes through the first stage."""
+    return rows > EXACT_ROWS
+
+
+def subquantizers(dim: int) -> int:
+    """PQ sub-quantizers: the divisor of dim nearest dim / 12 (32 bytes a row at 384 dims)."""
+    return min((m for m in range(1, dim + 1) if dim % m == 0), key=lambda m: (abs(m - dim / 12), -m))
+
+
+class LiveRows:
+    """Maps store rows to rows of a page table (a search's live, filtered pages)."""
+
+    def __init__(self, table: PageTable):
+        self.order = np.argsort(table.vec_start, kind="stable")
+        self.starts = table.vec_start[self.order]
+        self.ends = self.starts + table.vec_count[self.order]
+
+    def pages(self, rows: np.ndarray) -> np.ndarray:
+        """The table row owning each store row; -1 where no page of the table owns it."""
+        at = np.searchsorted(self.starts, rows, side="right") - 1
+        ok = (at >= 0) & (rows >= 0)
+        at = np.clip(at, 0, max(len(self.starts) - 1, 0))
+        ok &= len(self.starts) > 0
+        if len(self.starts):
+            ok &= rows < self.ends[at]
+        return np.where(ok, self.order[at] if len(self.order) else -1, -1)
+
+
+class TokenIvf:
+    """The token first stage of one store, kept in step with its rows."""
+
+    def __init__(self, folder: Path, store: VectorStore, identity: str):
+        self.store = store
+        self.identity = identity
+        self.files = IvfFiles(folder, "tokens", identity, _ivf_pq)
+
+    @staticmethod
+    def usable(store: VectorStore) -> bool:
+        return store.capabilities.float_rows
+
+    @property
+    def state(self) -> dict:
+        return self.files.state
+
+    def sync(self, live: PageTable) -> "TokenIvf | None":
+        """Cover every row of the store (built, extended or rebuilt as indexer.ivf_files
+        says); None below EXACT_ROWS live rows, where the exact scan is the tool."""
+        rows = int(live.vec_count.sum())
+        if not worth_it(rows):
+            return None
+        self.files.sync(self.store.n_rows(), rows,
+                        lambda n: _sample(self.store, live, n, seed=0),
+                        lambda index, lo, hi: _add_rows(index, self.store, lo, hi))
+        return self
+
+    # -- searching ----------------------------------------------------------------------
+    def candidates(self, query: np.ndarray, live: LiveRows, depth: Depth) -> tuple[np.ndarray, np.ndarray]:
+        """(table rows, approximate scores) of the best `depth.ndocs` pages for one query
+        (n_tokens, dim) float32, weighted rows; pages outside `live` never appear."""
+        keep = np.flatnonzero(np.abs(query).sum(1) > 0)
+        q = np.ascontiguousarray(query[keep], np.float32)
+        if not len(q):
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        d, i = self.files.search(q, depth.neighbours, depth.nprobe)
+        found = i >= 0
+        floor = np.where(found.any(1), np.where(found, d, np.inf).min(1), 0.0)  # imputed score
+        pages = live.pages(i.ravel()).reshape(i.shape)
+        token = np.broadcast_to(np.arange(len(q))[:, None], i.shape)
+        hit = pages >= 0
+        page, token, sim = pages[hit], token[hit], d[hit]
+        if not len(page):
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        # each page's best hit per query token
+        key = page * len(q) + token
+        order = np.lexsort((-sim, key))
+        first = np.ones(len(order), bool)
+        first[1:] = key[order][1:] != key[order][:-1]
+        best = order[first]
+        uniq, where = np.unique(page[best], return_inverse=True)
+        gain = np.bincount(where, weights=sim[best] - floor[token[best]], minlength=len(uniq))
+        scores = (floor.sum() + gain).astype(np.float32)
+        top = np.argsort(-scores, kind="stable")[:depth.ndocs]
+        return uniq[top], scores[top]
+
+    def nbytes(self) -> int:
+        return self.files.nbytes()
+
+
+def _ivf_pq(dim: int, nlist: int, n_train: int):
+    """IVF with PQ codes (about dim / 12 bytes a row), scored by inner product."""
+    import faiss
+
+    bits = 8 if n_train >= 1 << 12 else 4  # 256 codewords want thousands of rows to fit
+    index = faiss.IndexIVFPQ(faiss.IndexFlatIP(dim), dim, nlist, subquantizers(dim), bits,
+                             faiss.METRIC_INNER_PRODUCT)
+    index.cp.seed = index.pq.cp.seed = 1
+    return index
+
+
+def _sample(store: VectorStore, live: PageTable, n: int, seed: int) -> np.ndarray:
+    """The decoded rows of whole live pages drawn at random (fixed seed) until about n rows:
+    pages, not single rows, so the store is read in runs."""
+    pages = np.random.default_rng(seed).permutation(np.flatnonzero(live.vec_count > 0))
+    take = pages[:int(np.searchsorted(np.cumsum(live.vec_count[pages]), n)) + 1]
+    out = [store.vector_rows(int(live.vec_start[p]), int(live.vec_start[p] + live.vec_count[p]))
+           for p in np.sort(take)]
+    return np.ascontiguousarray(np.concatenate(out), np.float32)
+
+
+def _add_rows(index, store: VectorStore, lo: int, hi: int) -> None:
+    """Rows [lo, hi) of the store into the IVF, by row number."""
+    for start in range(lo, hi, ADD_BLOCK):
+        end = min(hi, start + ADD_BLOCK)
+        index.add_with_ids(np.ascontiguousarray(store.vector_rows(start, end), np.float32),
+                           np.arange(start, end, dtype=np.int64))

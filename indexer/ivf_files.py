@@ -1,0 +1,182 @@
+"""A FAISS IVF kept on disk in step with append-only items, crash-safe, memory-mapped.
+
+Items have integer ids that only grow (store rows, catalog page ids: neither is ever given
+twice), so "what is new" is every id at or past the last bound covered. Files, in one folder:
+- NAME-trained-*.faiss  the trained IVF without items (coarse centroids, codebooks);
+- NAME-base-*.faiss     the items of the last build or merge;
+- NAME-delta-*.faiss    items added since, merged into a new base once it outgrows
+                        MERGE_SHARE of the base;
+- NAME.json             the state: which vectors (identity), the id bound covered, how many
+                        items, what the centroids were fitted on, and which files above.
+Every write makes new files under new names, then renames the state over the old one: a
+crash at any point leaves the old set whole and named, or none. Items that leave (deleted
+pages) need no write: the caller maps ids to its live pages and drops the rest. The files
+are derived data: a state that is missing, damaged, of other vectors or of an older format
+means a rebuild, and so does drift (more than RETRAIN_GROWTH items for each item the
+centroids were fitted on).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = 1
+POINTS_PER_CENTROID = 40  # k-means sample per coarse centroid (FAISS asks for at least 39)
+MAX_LISTS = 4096
+MERGE_SHARE = 0.1
+RETRAIN_GROWTH = 4.0
+ORPHAN_AGE = 600  # seconds after which a file no state names is a dead writer's, and removed
+
+
+def lists_for(items: int) -> int:
+    """Coarse lists for `items` vectors: about 2 sqrt(items), a power of two, 64..4096, and
+    never more than the items can train (POINTS_PER_CENTROID each)."""
+    wanted = min(MAX_LISTS, max(64, 2 ** round(math.log2(2 * math.sqrt(max(items, 1))))))
+    trainable = 2 ** int(math.log2(max(items // POINTS_PER_CENTROID, 1)))
+    return int(min(wanted, trainable))
+
+
+class IvfFiles:
+    """One IVF on disk (see the module's text).
+
+    make(dim, nlist, n_train): a new untrained FAISS index for the vectors.
+    """
+
+    def __init__(self, folder: Path, name: str, identity: str,
+                 make: Callable[[int, int, int], object]):
+        self.folder = Path(folder)
+        self.name = name
+        self.identity = identity
+        self.make = make
+        self.state: dict = {}
+        self.base = self.delta = self.trained = None
+        self._lock = threading.Lock()
+
+    @property
+    def nlist(self) -> int:
+        return int(self.base.nlist)
+
+    def sync(self, bound: int, live: int, sample: Callable[[int], np.ndarray],
+             add: Callable[[object, int, int], None]) -> None:
+        """Cover every item with an id below `bound`. live: how many items are live now (the
+        size the centroids are for); sample(n): about n live vectors to fit on; add(index,
+        lo, hi): put the items with ids in [lo, hi) into a FAISS index."""
+        with self._lock:
+            if not self.state:
+                self._load()
+            if not self.state or self.drifted(bound, live):
+                self._build(bound, live, sample, add)
+            elif self.state["bound"] < bound:
+                self._extend(bound, add)
+
+    def drifted(self, bound: int, live: int) -> bool:
+        return (self.state.get("identity") != self.identity or self.state.get("format") != FORMAT
+                or bound < self.state["bound"] or live > RETRAIN_GROWTH * self.state["trained_on"])
+
+    def search(self, queries: np.ndarray, k: int, nprobe: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids), each (n_queries, <= k), best first; ids -1 where fewer were found."""
+        sims, ids = [], []
+        for part in (self.base, self.delta):
+            if part is None or part.ntotal == 0:
+                continue
+            part.nprobe = min(nprobe, part.nlist)
+            d, i = part.search(np.ascontiguousarray(queries, np.float32), min(k, part.ntotal))
+            sims.append(d)
+            ids.append(i)
+        if not sims:
+            return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
+        d, i = np.concatenate(sims, 1), np.concatenate(ids, 1)
+        if len(sims) > 1:  # base and delta hits together: the best k of both
+            best = np.argsort(-np.where(i >= 0, d, -np.inf), axis=1, kind="stable")[:, :k]
+            d, i = np.take_along_axis(d, best, 1), np.take_along_axis(i, best, 1)
+        return d, i
+
+    def nbytes(self) -> int:
+        return sum(p.stat().st_size for p in self.folder.glob(f"{self.name}*") if p.is_file())
+
+    # -- files --------------------------------------------------------------------------
+    def _load(self) -> None:
+        try:
+            state = json.loads((self.folder / f"{self.name}.json").read_text())
+            if state.get("identity") != self.identity:
+                return
+            self._open(state["files"])
+            if self.base.ntotal + (self.delta.ntotal if self.delta is not None else 0) != state["items"]:
+                raise ValueError("the files hold other items than the state says")
+            self.state = state
+        except Exception:  # noqa: BLE001 - missing, damaged or older: derived data, rebuilt
+            self.state, self.base, self.delta, self.trained = {}, None, None, None
+
+    def _open(self, files: dict) -> None:
+        import faiss
+
+        self.trained = faiss.read_index(str(self.folder / files["trained"]))
+        # read whole: FAISS's memory-mapped lists searched 10-20x slower (4.5 ms against 0.4
+        # for 32 lists of 100k head vectors)
+        self.base = faiss.read_index(str(self.folder / files["base"]))
+        self.delta = faiss.read_index(str(self.folder / files["delta"])) if files["delta"] else None
+
+    def _build(self, bound: int, live: int, sample, add) -> None:
+        nlist = lists_for(live)
+        x = np.ascontiguousarray(sample(nlist * POINTS_PER_CENTROID), np.float32)
+        index = self.make(x.shape[1], nlist, len(x))
+        index.train(x)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        trained = self._write(index, "trained")
+        add(index, 0, bound)
+        items = int(index.ntotal)
+        base = self._write(index, "base")
+        del index
+        self._switch(dict(trained=trained, base=base, delta=None), bound=bound, items=items,
+                     trained_on=live, nlist=nlist)
+
+    def _extend(self, bound: int, add) -> None:
+        """The items since the last bound: into the delta, or with it into a new base once the
+        delta would outgrow MERGE_SHARE of the base."""
+        import faiss
+
+        files = dict(self.state["files"])
+        delta = faiss.clone_index(self.delta if self.delta is not None else self.trained)
+        add(delta, self.state["bound"], bound)
+        if delta.ntotal > MERGE_SHARE * self.base.ntotal:
+            merged = faiss.read_index(str(self.folder / files["base"]))  # in memory, to take items
+            merged.merge_from(delta, 0)
+            files.update(base=self._write(merged, "base"), delta=None)
+            items = int(merged.ntotal)
+        else:
+            files.update(delta=self._write(delta, "delta"))
+            items = int(self.base.ntotal + delta.ntotal)
+        self._switch(files, bound=bound, items=items)
+
+    def _write(self, index, kind: str) -> str:
+        """Write a FAISS index under a new name, whole or not at all."""
+        import faiss
+
+        name = f"{self.name}-{kind}-{os.getpid()}-{threading.get_ident()}-{time.time_ns()}.faiss"
+        tmp = self.folder / f".{name}.tmp"
+        faiss.write_index(index, str(tmp))
+        os.replace(tmp, self.folder / name)
+        return name
+
+    def _switch(self, files: dict, **changes) -> None:
+        """Point the state at a new set of files (one rename: readers see the old set or the
+        new one), open them, and drop the files no state names any more."""
+        self.state = {**self.state, **changes, "files": files, "identity": self.identity, "format": FORMAT}
+        path = self.folder / f"{self.name}.json"
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+        tmp.write_text(json.dumps(self.state))
+        os.replace(tmp, path)
+        self._open(files)
+        named = set(files.values())
+        for old in self.folder.glob(f"{self.name}-*"):
+            # another writer's files of the last minutes may be about to be named: left alone
+            if old.name not in named and time.time() - old.stat().st_mtime > ORPHAN_AGE:
+                old.unlink(missing_ok=True)

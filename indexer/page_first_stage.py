@@ -1,0 +1,96 @@
+"""hybrid's first stage on large indexes: a FAISS IVF over one vector a page (its head vector,
+its first window's pooled vector) that returns the pages nearest a query's pooled vector.
+
+hybrid's cheap signals are dense (the first window), the head vector, BM25 over the head and
+over the page, and the document signals. BM25 has its inverted index and the document signals
+live on documents, so only the two vector signals scan every page; on large indexes each
+gives its best pages from an IVF instead, and hybrid scores the union of every signal's best
+pages exactly (retriever.search). The IVF's items are catalog page ids (never given twice),
+kept in step by indexer.ivf_files; a deleted page maps to no live page and never comes back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from indexer.catalog import PageTable
+from indexer.ivf_files import IvfFiles
+
+# hybrid scans every page below this many (27 ms at 10k pages on 2 cores, exact); above it,
+# through the first stage.
+EXACT_PAGES = 50_000
+ADD_BLOCK = 1 << 15  # pages' vectors read and added per call
+
+
+def worth_it(pages: int) -> bool:
+    return pages > EXACT_PAGES
+
+
+class PageIvf:
+    """One per-page vector of the live pages in an IVF with 8-bit scalar codes, by page id."""
+
+    def __init__(self, folder: Path, name: str, identity: str):
+        self.identity = identity
+        self.files = IvfFiles(folder, name, identity, _ivf_sq8)
+
+    def sync(self, live: PageTable, vectors: Callable[[PageTable], np.ndarray]) -> "PageIvf | None":
+        """Cover every live page (vectors(table): their (n, dim) vectors); None below
+        EXACT_PAGES, where the scan is the tool."""
+        if not worth_it(len(live)):
+            return None
+        ids = live.page_ids
+
+        def sample(n: int) -> np.ndarray:
+            rows = np.sort(np.random.default_rng(0).choice(len(live), min(n, len(live)), replace=False))
+            return vectors(live.subset(rows))
+
+        def add(index, lo: int, hi: int) -> None:
+            new = np.flatnonzero((ids >= lo) & (ids < hi))
+            for start in range(0, len(new), ADD_BLOCK):
+                block = new[start:start + ADD_BLOCK]
+                index.add_with_ids(np.ascontiguousarray(vectors(live.subset(block)), np.float32),
+                                   ids[block].astype(np.int64))
+
+        self.files.sync(int(ids.max()) + 1, len(live), sample, add)
+        return self
+
+    def nearest(self, query: np.ndarray, n: int, nprobe: int, table: PageTable) -> np.ndarray:
+        """Rows of `table` (any subset of the live pages) of the pages nearest `query`, up to n."""
+        _, ids = self.files.search(np.asarray(query, np.float32).reshape(1, -1), n, nprobe)
+        return rows_of(table, ids[0][ids[0] >= 0])
+
+    def nbytes(self) -> int:
+        return self.files.nbytes()
+
+
+def rows_of(table: PageTable, page_ids: np.ndarray) -> np.ndarray:
+    """The rows of `table` holding these page ids (ids not in the table are dropped)."""
+    at = positions(table.page_ids, page_ids, missing=-1)
+    return at[at >= 0]
+
+
+def positions(haystack: np.ndarray, needles: np.ndarray, missing: int | None = None) -> np.ndarray:
+    """Where each needle sits in `haystack` (distinct ids; sorted ones, the usual case of a
+    catalog's pages, need no sort). missing=None: every needle must be there; else the
+    value given to those that are not."""
+    order = None if len(haystack) < 2 or bool((haystack[1:] > haystack[:-1]).all()) else np.argsort(haystack)
+    ordered = haystack if order is None else haystack[order]
+    at = np.clip(np.searchsorted(ordered, needles), 0, max(len(haystack) - 1, 0))
+    out = at if order is None else order[at]
+    if missing is not None:
+        found = ordered[at] == needles if len(haystack) else np.zeros(len(needles), bool)
+        out = np.where(found, out, missing)
+    return out
+
+
+def _ivf_sq8(dim: int, nlist: int, n_train: int):
+    """IVF with one byte a dimension, scored by inner product."""
+    import faiss
+
+    index = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(dim), dim, nlist,
+                                          faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+    index.cp.seed = 1
+    return index

@@ -1,0 +1,108 @@
+"""Search through the first stages on a whole index. maxsim (token IVF): the same pages as the
+exact scan, a filter that keeps few pages still gets its own best pages, new pages are found
+and deleted ones never return, and a first stage the disk refuses costs only speed. hybrid
+(page-vector IVFs, BM25's best, the best documents' pages): exact where its pool holds every
+page, and the right pages from a pool of a few."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import QUESTIONS, TOPICS, write_pdf
+
+import indexer.first_stage as first_stage
+import indexer.page_first_stage as page_first_stage
+import retriever.search as search
+from docpress import Index
+
+
+@pytest.fixture
+def index(tmp_path, encoder, monkeypatch):
+    monkeypatch.setattr(first_stage, "EXACT_ROWS", 0)  # every search goes through the stages
+    monkeypatch.setattr(page_first_stage, "EXACT_PAGES", 0)
+    for topic, text in TOPICS.items():
+        write_pdf(tmp_path / "docs" / f"{topic}.pdf",
+                  [text, f"Notes. {text.upper()}", f"Summary of {topic}: {text[:90]}"])
+    with Index.create(tmp_path / "ix", encoder=encoder) as ix:
+        ix.add([tmp_path / "docs"], compression="none")
+        yield ix
+
+
+def _both(index: Index, query: str, method: str = "maxsim", **options):
+    """(first stage's hits, the exact scan's hits) for one query."""
+    staged = index.search(query, method=method, **options)
+    index.searcher.first_stages = False
+    try:
+        exact = index.search(query, method=method, **options)
+    finally:
+        index.searcher.first_stages = True
+    return staged, exact
+
+
+def _pages(hits):
+    return [(h.path, h.page) for h in hits]
+
+
+def test_maxsim_through_the_first_stage_ranks_as_the_exact_scan(index, monkeypatch):
+    asked = []
+    real = first_stage.TokenIvf.candidates
+    monkeypatch.setattr(first_stage.TokenIvf, "candidates",
+                        lambda self, *a: asked.append(1) or real(self, *a))
+    for question in QUESTIONS.values():
+        staged, exact = _both(index, question, k=5)
+        assert _pages(staged) == _pages(exact)
+        assert np.allclose([h.score for h in staged], [h.score for h in exact], atol=1e-5)
+    assert len(asked) == len(QUESTIONS)  # it was the stage that answered
+
+
+def test_a_narrow_filter_gets_its_own_best_pages(index):
+    # one document of five: its pages, best first, as the exact scan of that document ranks them
+    staged, exact = _both(index, QUESTIONS["taxes"], k=3, path="*espresso.pdf")
+    assert _pages(staged) == _pages(exact)
+    assert len(staged) == 3 and all(h.path.endswith("espresso.pdf") for h in staged)
+
+
+def test_new_pages_are_found_and_removed_ones_never_return(index, tmp_path):
+    index.search(QUESTIONS["football"], method="maxsim")
+    before = dict(index.searcher.cache.token_ivf().state)
+    write_pdf(tmp_path / "new" / "glaciers.pdf",
+              ["Glaciers carve U-shaped valleys as ice grinds the bedrock; moraines mark where the ice stopped."])
+    index.add([tmp_path / "new"], compression="none")
+    after = index.searcher.cache.token_ivf().state
+    assert after["bound"] > before["bound"] and after["files"]["trained"] == before["files"]["trained"]
+    hits = index.search("how do glaciers shape valleys and leave moraines", method="maxsim", k=3)
+    assert hits[0].path.endswith("glaciers.pdf")
+    index.remove("*football.pdf")
+    assert index.searcher.cache.token_ivf().state["files"] == after["files"]  # a delete writes nothing
+    hits = index.search(QUESTIONS["football"], method="maxsim", k=20)
+    assert hits and not any(h.path.endswith("football.pdf") for h in hits)
+
+
+def test_a_first_stage_the_disk_refuses_falls_back_to_the_exact_scan(index, monkeypatch):
+    def refused():
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(index.searcher.cache, "token_ivf", refused)
+    staged, exact = _both(index, QUESTIONS["volcanoes"], k=5)
+    assert _pages(staged) == _pages(exact) and staged
+
+
+def test_hybrid_through_its_first_stage_ranks_as_the_scan_when_the_pool_holds_every_page(index, monkeypatch):
+    asked = []
+    real = page_first_stage.PageIvf.nearest
+    monkeypatch.setattr(page_first_stage.PageIvf, "nearest", lambda self, *a: asked.append(1) or real(self, *a))
+    for question in QUESTIONS.values():
+        staged, exact = _both(index, question, method="hybrid", k=5)
+        assert _pages(staged) == _pages(exact)
+        # the sample's head scores are float32 products, the scan's float16: within 1e-3
+        assert np.allclose([h.score for h in staged], [h.score for h in exact], rtol=1e-3, atol=1e-3)
+    assert len(asked) == 2 * len(QUESTIONS)  # the head and the first-window IVFs answered
+
+
+def test_hybrid_from_a_pool_of_a_few_pages_still_finds_the_best_page(index, monkeypatch):
+    monkeypatch.setattr(search, "PAGE_POOL", 1)
+    monkeypatch.setattr(search, "TOP_DOCUMENTS", 1)
+    for question in QUESTIONS.values():
+        staged, exact = _both(index, question, method="hybrid", k=3)
+        assert _pages(staged)[0] == _pages(exact)[0]
+        assert len(staged) == 3  # the pool: BM25's, the IVFs' and the best document's pages
