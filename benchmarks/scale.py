@@ -16,10 +16,11 @@ Printed as one JSON object: per method, p50/p95 ms of the search alone (warm: th
 once into the page cache, query vectors encoded beforehand) and p50 with query encoding; the first query after opening (it builds
 the BM25 and head-vector caches); peak RSS; disk bytes per page; build seconds; adding 100
 pages and deleting one document (store and catalog only, no encoding) and the first search
-after each. maxsim goes through its token first stage (indexer/first_stage.py) once the index
-has more than 400k token rows; its recall@10 against the exhaustive scan is printed as is and
-by original page (the copies of one page tie up to their noise, so which copy wins is noise).
-The other methods score every page's cheap signals: recall 1.0 by construction.
+after each. maxsim goes through its token first stage (indexer/first_stage.py) past 400k token
+rows, hybrid through its page first stage (indexer/page_first_stage.py) past 50k pages; their
+recall@10 against the exhaustive scan is printed as is and by original page (the copies of one
+page tie up to their noise, so which copy wins is noise). rrf, dense and bm25 score every
+page: recall 1.0 by construction.
 """
 
 from __future__ import annotations
@@ -139,9 +140,9 @@ def _recall(index: Index, queries: list[str], method: str, path: str | None = No
     """First-stage recall@10 against the exhaustive scan: the share of the exact top 10 the
     method's first stage returns, and the same counted by original page (a near-copy of an
     exact top-10 page counts: the simulation's copies of a page tie up to their noise).
-    Only maxsim has a first stage; the other methods score every page's cheap signals."""
+    maxsim and hybrid have first stages; the other methods score every page."""
     searcher = index.searcher
-    if method != "maxsim":
+    if method not in ("maxsim", "hybrid"):
         return {"first_stage": "none (every page scored)", "first_stage_recall_at_10": 1.0}
     sources = _source_of(index)
     recalls, by_source, exact_ms = [], [], []
@@ -155,13 +156,19 @@ def _recall(index: Index, queries: list[str], method: str, path: str | None = No
         recalls.append(len(staged & exact) / max(len(exact), 1))
         wanted = {sources[p] for p in exact}
         by_source.append(len({sources[p] for p in staged} & wanted) / max(len(wanted), 1))
-    stage = searcher.cache.token_ivf()
-    return {"first_stage": "token IVF-PQ" if stage else "none (few rows: exact scan)",
+    if method == "maxsim":
+        stage = searcher.cache.token_ivf()
+        kind, nbytes = "token IVF-PQ", stage.nbytes() if stage else 0
+    else:
+        stage = searcher.cache.page_ivf("head")
+        kind = "head and first-window IVF-SQ8, BM25's and the best documents' pages"
+        nbytes = stage.nbytes() + searcher.cache.page_ivf("dense").nbytes() if stage else 0
+    return {"first_stage": kind if stage else "none (a small index: exact scan)",
             "first_stage_recall_at_10": round(float(np.mean(recalls)), 3),
             "first_stage_recall_at_10_min": round(float(np.min(recalls)), 3),
             "first_stage_recall_at_10_by_original": round(float(np.mean(by_source)), 3),
             "exhaustive_p50_ms": round(statistics.median(exact_ms), 1),
-            "first_stage_bytes_per_page": round(stage.nbytes() / len(sources)) if stage else 0}
+            "first_stage_bytes_per_page": round(nbytes / len(sources))}
 
 
 def _disk_bytes(folder: Path) -> int:
@@ -201,16 +208,22 @@ def main() -> None:
                 Grower(source, index, args.seed, args.noise).grow(args.pages - have)
         build_s = time.perf_counter() - started
         say(f"built {args.pages} pages in {build_s:.0f} s")
-        with Index.open(target) as index:  # maxsim's token first stage, as an ingest's end builds it
-            stage_s = _timed(index.searcher.cache.token_ivf)
-        say(f"first stage built in {stage_s:.0f} s")
+        # The search caches, as an ingest's end builds them (Index.warm_caches), timed apart:
+        # BM25 and head vectors, hybrid's page IVFs, maxsim's token IVF (only if maxsim is run).
+        with Index.open(target) as index:
+            cache = index.searcher.cache
+            caches_s = _timed(lambda: [build() for build in (cache.page_bm25, cache.head_bm25, cache.profile_bm25,
+                                                              cache.document_bm25, cache._heads)])
+            pages_s = _timed(lambda: (cache.page_ivf("head"), cache.page_ivf("dense")))
+            tokens_s = _timed(cache.token_ivf) if "maxsim" in args.methods.split(",") else 0.0
+        say(f"caches {caches_s:.0f} s, page IVFs {pages_s:.0f} s, token IVF {tokens_s:.0f} s")
         # The searches run in a fresh process: its peak RSS is a reader's, not the builder's
         # (whose mapped pages of every file it wrote would count).
         import subprocess
 
-        done = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--measure", f"{build_s},{stage_s}"])
+        done = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--measure", f"{build_s},{caches_s},{pages_s},{tokens_s}"])
         sys.exit(done.returncode)
-    build_s, stage_s = map(float, args.measure.split(","))
+    build_s, caches_s, pages_s, tokens_s = map(float, args.measure.split(","))
 
     lines = Path(args.queries).read_text().splitlines()
     queries = [json.loads(line)["query"] for line in lines if line.strip()][:args.n_queries]
@@ -279,7 +292,9 @@ def main() -> None:
         delete_s = _timed(lambda: index.remove(victim))
         after_delete_s = _timed(lambda: index.search(queries[2], k=10))
     out = {"pages": pages, "source": str(args.source), "noise": args.noise, "queries": len(queries),
-           "store": args.store, "build_s": round(build_s, 1), "first_stage_build_s": round(stage_s, 1),
+           "store": args.store, "build_s": round(build_s, 1),
+           "caches_build_s": round(caches_s, 1), "page_ivfs_build_s": round(pages_s, 1),
+           "token_ivf_build_s": round(tokens_s, 1),
            "disk_bytes_per_page": round(disk / pages),
            "first_query_s": round(first_query_s, 2),
            "query_encoding_p50_ms": round(statistics.median(encode_s) * 1000, 1),
