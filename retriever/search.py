@@ -11,6 +11,7 @@ from docpress.errors import DocpressError
 from docpress.types import QueryVectors
 from indexer.catalog import Catalog, PageTable
 from indexer.first_stage import Depth, LiveRows, worth_it
+from indexer.page_first_stage import positions
 from indexer.page_first_stage import worth_it as pages_worth_it
 from indexer.stores.base import location_of
 from retriever.fusion import reciprocal_ranks, standardize, standardize_like, top_indices, weighted_sum
@@ -50,6 +51,12 @@ PAGE_POOL = 1000
 PAGE_NPROBE = 32
 TOP_DOCUMENTS = 4
 STATS_SAMPLE = 8192
+# maxsim on a server store (Qdrant) past SERVER_EXACT_PAGES: the server's own two-stage query,
+# SERVER_CANDIDATES pages prefetched by the pooled vector, then exact MaxSim on them (recall@10
+# against the exact scan 0.59 / 0.89 / 0.97 at 200 / 1,000 / 3,000 candidates on 10k pages of
+# Qdrant Edge; benchmarks/results/scale.md).
+SERVER_EXACT_PAGES = 20_000
+SERVER_CANDIDATES = 3000
 # maxsim looks wider this many times (indexer.first_stage.Depth.wider) when a filter leaves
 # too few of the first stage's candidates, then scans the filtered pages exactly.
 WIDEN_TIMES = 2
@@ -192,7 +199,9 @@ class Searcher:
         if method is Method.maxsim:
             lanes = lanes_for(self.lanes, method.value)
             if lanes == [self.main] and self.first_stages:
-                found = self._maxsim_candidates(by_lane[self.main.name], table, k)
+                found = (self._maxsim_two_stage(by_lane[self.main.name], table, k)
+                         if self.main.store.capabilities.two_stage
+                         else self._maxsim_candidates(by_lane[self.main.name], table, k))
                 if found is not None:
                     return found
             scores = self._maxsim(lanes[0], by_lane[lanes[0].name], table)
@@ -230,6 +239,19 @@ class Searcher:
         exact = self._maxsim(self.main, qv, table.subset(rows))
         top = top_indices(exact, k)
         return rows[top], exact[top]
+
+    def _maxsim_two_stage(self, qv: QueryVectors, table: PageTable, k: int):
+        """MaxSim's best k from a server store's two-stage query; None on a collection small
+        enough to score exactly (the server scans the table's pages)."""
+        if len(table) <= SERVER_EXACT_PAGES:
+            return None
+        everything = len(table) == len(self.catalog.page_table())  # no filter: no id list
+        weighted = QueryVectors(self.main.query_matrix(qv), qv.tokens, qv.pooled)
+        ids, scores = self.main.store.two_stage(weighted, k, SERVER_CANDIDATES,
+                                                None if everything else table.page_ids)
+        rows = positions(table.page_ids, ids, missing=-1)
+        keep = rows >= 0
+        return rows[keep], scores[keep]
 
     def _fused(self, text: str, qv: QueryVectors, table: PageTable, k: int,
                by_lane: dict[str, QueryVectors], method: Method) -> tuple[np.ndarray, np.ndarray]:

@@ -59,13 +59,18 @@ class Capabilities:
     extra_lanes: an index on it can hold extra lanes (their stores live in the index folder).
     float_rows:  its token rows, addressed by the catalog, read back as the encoder's float
                  vectors row for row (decoded where they are coded): n_rows() and
-                 vector_rows(lo, hi); a projected (tuned) store is derived from them.
+                 vector_rows(lo, hi); a projected (tuned) store is derived from them, and so
+                 are the embedded first stages (indexer/first_stage.py).
+    two_stage:   answers MaxSim's best k itself, where the vectors live: two_stage(query, k,
+                 candidates, page_ids), a prefetch of candidates by the pooled vector, then
+                 exact MaxSim on them (a server's own first stage).
     """
 
     end_to_end: bool = False
     compression: bool = False
     extra_lanes: bool = False
     float_rows: bool = False
+    two_stage: bool = False
 
 
 def few_of(pages: PageTable, pooled_rows: int) -> bool:

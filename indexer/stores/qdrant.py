@@ -10,7 +10,7 @@ Locations (the manifest's `store` string):
 
 Each page is one point (qdrant_points.py): "tokens", the page's token vectors as a MAX_SIM
 multivector with no HNSW graph (it is only ever scanned exactly over a given id set), and
-"pooled", the page's first pooled window (HNSW on, for a future prefetch).
+"pooled", the page's first pooled window (HNSW on), which two_stage() prefetches by.
 """
 
 from __future__ import annotations
@@ -177,7 +177,7 @@ class QdrantStore(VectorStore):
     """Page vectors in one Qdrant collection; MaxSim scoring runs inside Qdrant, exactly."""
 
     name = "qdrant"
-    capabilities = Capabilities(end_to_end=True)
+    capabilities = Capabilities(end_to_end=True, two_stage=True)
 
     def __init__(self, location: str, dim: int, *, timeout: float = 10.0):
         self.location = location
@@ -280,6 +280,32 @@ class QdrantStore(VectorStore):
         with self._calls("search"):
             responses = self.client.query_batch_points(self.collection, requests)
         return scores_in_order(pages.page_ids, {int(p.id): p.score for r in responses for p in r.points})
+
+    def two_stage(self, query: Any, k: int, candidates: int,
+                  page_ids: np.ndarray | list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Qdrant's two-stage query: prefetch `candidates` pages by the pooled vector (its HNSW
+        on a server), then rank them by exact MaxSim on the server.
+
+        query: anything with .vectors (n_tokens, dim), rows weighted already, and .pooled
+        (dim,), as QueryVectors. page_ids: only these pages (None: all); the filter applies
+        in the prefetch too, so k hits come back whenever k pages match. Returns (page ids
+        int64, MaxSim scores float32), best first.
+        """
+        tokens = np.asarray(query.vectors, np.float32)
+        if k <= 0 or len(tokens) == 0 or (page_ids is not None and len(page_ids) == 0):
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        from qdrant_client import models
+
+        where = None if page_ids is None else \
+            models.Filter(must=[models.HasIdCondition(has_id=unique_ids(page_ids))])
+        prefetch = models.Prefetch(query=np.asarray(query.pooled, np.float32).tolist(), using=POOLED,
+                                   limit=max(int(candidates), int(k)), filter=where)
+        with self._calls("search"):
+            hits = self.client.query_points(self.collection, query=tokens.tolist(), using=TOKENS,
+                                            prefetch=prefetch, limit=int(k), query_filter=where,
+                                            with_payload=False).points
+        return (np.asarray([int(p.id) for p in hits], np.int64),
+                np.asarray([p.score for p in hits], np.float32))
 
     def window_scores(self, pooled: np.ndarray, pages: PageTable):
         windows = read_windows(pages.page_ids, self._retrieve_windows, self.dim, IDS_PER_REQUEST)

@@ -117,7 +117,7 @@ class QdrantEdgeStore(VectorStore):
     """Page vectors in one Qdrant Edge shard; MaxSim runs inside Qdrant's engine, exactly."""
 
     name = "qdrant-edge"
-    capabilities = Capabilities(end_to_end=True)
+    capabilities = Capabilities(end_to_end=True, two_stage=True)
 
     def __init__(self, location: str, dim: int, *, root: Path | None = None):
         self.location = location

@@ -33,3 +33,31 @@ def test_qdrant_backed_index_matches_local(tmp_path, topic_dir, topic_index, enc
         hit = reopened.search(QUESTIONS["volcanoes"], k=1)[0]
         assert Path(hit.path).stem == "volcanoes"
         reopened.close()
+
+
+@pytest.mark.parametrize("location", ["qdrant+memory:pages", "qdrant-edge:edge"])
+def test_maxsim_through_the_servers_two_stage_query(tmp_path, topic_dir, encoder, location, monkeypatch):
+    """Past SERVER_EXACT_PAGES, maxsim on Qdrant is the server's prefetch-then-MaxSim query;
+    with every page prefetched it ranks as the exact scan, filters included."""
+    if location.startswith("qdrant-edge"):
+        pytest.importorskip("qdrant_edge")
+    import retriever.search as search
+
+    monkeypatch.setattr(search, "SERVER_EXACT_PAGES", 0)
+    index = Index.create(tmp_path / "ix", encoder=encoder, store=location)
+    index.add([topic_dir])
+    asked = []
+    real = index.store.two_stage
+    monkeypatch.setattr(index.store, "two_stage",
+                        lambda *a: asked.append(a[3]) or real(*a))  # (query, k, candidates, page_ids)
+    for path in (None, "*volcanoes.pdf"):
+        for question in QUESTIONS.values():
+            staged = index.search(question, k=3, method="maxsim", path=path)
+            index.searcher.first_stages = False
+            exact = index.search(question, k=3, method="maxsim", path=path)
+            index.searcher.first_stages = True
+            assert [(h.path, h.page) for h in staged] == [(h.path, h.page) for h in exact]
+            assert [h.score for h in staged] == pytest.approx([h.score for h in exact], rel=1e-3, abs=1e-3)
+    assert len(asked) == 2 * len(QUESTIONS)
+    assert asked[0] is None and len(asked[-1]) == len(index.catalog.page_table("*volcanoes.pdf"))
+    index.close()
