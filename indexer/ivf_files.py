@@ -162,7 +162,11 @@ class IvfFiles:
 
         name = f"{self.name}-{kind}-{os.getpid()}-{threading.get_ident()}-{time.time_ns()}.faiss"
         tmp = self.folder / f".{name}.tmp"
-        faiss.write_index(index, str(tmp))
+        try:
+            faiss.write_index(index, str(tmp))
+        except RuntimeError as e:  # FAISS reports a full or read-only disk as a RuntimeError
+            tmp.unlink(missing_ok=True)
+            raise OSError(f"cannot write {tmp}: {e}") from None
         os.replace(tmp, self.folder / name)
         return name
 

@@ -188,3 +188,16 @@ def test_below_exact_rows_there_is_no_first_stage(corpus, monkeypatch):
     tmp_path, store, pages, table = corpus
     monkeypatch.setattr(first_stage, "EXACT_ROWS", store.n_rows())
     assert TokenIvf(tmp_path / "fs", store, "v1").sync(table) is None
+
+
+def test_a_disk_that_refuses_the_files_is_an_os_error(corpus, monkeypatch):
+    tmp_path, store, pages, table = corpus
+    import faiss
+
+    def full(index, path):
+        raise RuntimeError("Error in faiss::FileIOWriter: fopen failed (No space left on device)")
+
+    monkeypatch.setattr(faiss, "write_index", full)
+    with pytest.raises(OSError):
+        TokenIvf(tmp_path / "fs", store, "v1").sync(table)
+    assert not list((tmp_path / "fs").glob(".*.tmp"))
