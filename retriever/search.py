@@ -307,9 +307,12 @@ class Searcher:
         bm25_head = self.cache.head_bm25().scores(text, table.page_ids)
         doc_ids, per_doc, where = self._document_scores(text, table)
         documents = per_doc[where]
+        # the IVFs hold every page: under a filter they look as much wider as it is narrower
+        share = len(table) / max(len(self.catalog.page_table()), 1)
+        wide, probes = min(int(PAGE_POOL / share), 20 * PAGE_POOL), int(np.ceil(PAGE_NPROBE / share))
         parts = [top_indices(bm25, PAGE_POOL), top_indices(bm25_head, PAGE_POOL),
-                 heads.nearest(qv.pooled, PAGE_POOL, PAGE_NPROBE, table),
-                 windows.nearest(qv.pooled, PAGE_POOL, PAGE_NPROBE, table)]
+                 heads.nearest(qv.pooled, wide, probes, table)[:PAGE_POOL],
+                 windows.nearest(qv.pooled, wide, probes, table)[:PAGE_POOL]]
         if per_doc.any():  # every page of the best documents: their signal lifts them all
             best = top_indices(per_doc, TOP_DOCUMENTS)
             parts.append(np.flatnonzero(np.isin(where, best)))
