@@ -304,6 +304,8 @@ class Index:
                 for build in (cache.page_bm25, cache.head_bm25, cache.profile_bm25, cache.document_bm25):
                     build()
                 cache.head_vectors(self.catalog.page_table())
+                cache.page_ivf("head")
+                cache.page_ivf("dense")
                 cache.token_ivf()
         except OSError:
             pass

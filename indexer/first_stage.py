@@ -57,7 +57,9 @@ class LiveRows:
     """Maps store rows to rows of a page table (a search's live, filtered pages)."""
 
     def __init__(self, table: PageTable):
-        self.order = np.argsort(table.vec_start, kind="stable")
+        # pages without rows own none (one may share its vec_start with the next page)
+        self.order = np.flatnonzero(table.vec_count > 0)
+        self.order = self.order[np.argsort(table.vec_start[self.order], kind="stable")]
         self.starts = table.vec_start[self.order]
         self.ends = self.starts + table.vec_count[self.order]
 

@@ -9,7 +9,9 @@ twice), so "what is new" is every id at or past the last bound covered. Files, i
 - NAME.json             the state: which vectors (identity), the id bound covered, how many
                         items, what the centroids were fitted on, and which files above.
 Every write makes new files under new names, then renames the state over the old one: a
-crash at any point leaves the old set whole and named, or none. Items that leave (deleted
+crash at any point leaves the old set whole and named, or none. Writers of one folder take
+its NAME.lock (filelock) and start from the state on disk, so readers in several processes or
+several readers of one process (a server's pool) keep one set of files between them. Items that leave (deleted
 pages) need no write: the caller maps ids to its live pages and drops the rest. The files
 are derived data: a state that is missing, damaged, of other vectors or of an older format
 means a rebuild, and so does drift (more than RETRAIN_GROWTH items for each item the
@@ -27,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock
 
 FORMAT = 1
 POINTS_PER_CENTROID = 40  # k-means sample per coarse centroid (FAISS asks for at least 39)
@@ -70,16 +73,27 @@ class IvfFiles:
         size the centroids are for); sample(n): about n live vectors to fit on; add(index,
         lo, hi): put the items with ids in [lo, hi) into a FAISS index."""
         with self._lock:
-            if not self.state:
-                self._load()
-            if not self.state or self.drifted(bound, live):
-                self._build(bound, live, sample, add)
-            elif self.state["bound"] < bound:
-                self._extend(bound, add)
+            if self.state and self.state["bound"] >= bound and not self.drifted(live):
+                return  # in step: no file touched, no lock taken
+            self.folder.mkdir(parents=True, exist_ok=True)
+            # One writer of these files at a time, across processes and across the readers of
+            # one process; each starts from what is on disk now, not what it read before.
+            with FileLock(self.folder / f"{self.name}.lock", thread_local=False):
+                try:
+                    if self._on_disk() != self.state:
+                        self._load()
+                    if not self.state or self.drifted(live):
+                        self._build(bound, live, sample, add)
+                    elif self.state["bound"] < bound:
+                        self._extend(bound, add)
+                except RuntimeError as e:  # FAISS's way of saying a file could not be read or written
+                    raise OSError(f"the first stage in {self.folder} could not be updated: {e}") from None
 
-    def drifted(self, bound: int, live: int) -> bool:
+    def drifted(self, live: int) -> bool:
+        """Other vectors, an older format, or more live items than the centroids were fitted
+        for (an id bound below the covered one is not drift: the newest items were deleted)."""
         return (self.state.get("identity") != self.identity or self.state.get("format") != FORMAT
-                or bound < self.state["bound"] or live > RETRAIN_GROWTH * self.state["trained_on"])
+                or live > RETRAIN_GROWTH * self.state["trained_on"])
 
     def search(self, queries: np.ndarray, k: int, nprobe: int) -> tuple[np.ndarray, np.ndarray]:
         """(scores, ids), each (n_queries, <= k), best first; ids -1 where fewer were found."""
@@ -103,9 +117,16 @@ class IvfFiles:
         return sum(p.stat().st_size for p in self.folder.glob(f"{self.name}*") if p.is_file())
 
     # -- files --------------------------------------------------------------------------
-    def _load(self) -> None:
+    def _on_disk(self) -> dict:
         try:
-            state = json.loads((self.folder / f"{self.name}.json").read_text())
+            return json.loads((self.folder / f"{self.name}.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def _load(self) -> None:
+        self.state, self.base, self.delta, self.trained = {}, None, None, None
+        try:
+            state = self._on_disk()
             if state.get("identity") != self.identity:
                 return
             self._open(state["files"])
@@ -147,7 +168,7 @@ class IvfFiles:
         delta = faiss.clone_index(self.delta if self.delta is not None else self.trained)
         add(delta, self.state["bound"], bound)
         if delta.ntotal > MERGE_SHARE * self.base.ntotal:
-            merged = faiss.read_index(str(self.folder / files["base"]))  # in memory, to take items
+            merged = faiss.clone_index(self.base)
             merged.merge_from(delta, 0)
             files.update(base=self._write(merged, "base"), delta=None)
             items = int(merged.ntotal)
@@ -173,14 +194,16 @@ class IvfFiles:
     def _switch(self, files: dict, **changes) -> None:
         """Point the state at a new set of files (one rename: readers see the old set or the
         new one), open them, and drop the files no state names any more."""
-        self.state = {**self.state, **changes, "files": files, "identity": self.identity, "format": FORMAT}
+        state = {**self.state, **changes, "files": files, "identity": self.identity, "format": FORMAT}
         path = self.folder / f"{self.name}.json"
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-        tmp.write_text(json.dumps(self.state))
+        tmp.write_text(json.dumps(state))
         os.replace(tmp, path)
         self._open(files)
+        self.state = state  # only now: a refused write leaves the old state, and a retry
         named = set(files.values())
-        for old in self.folder.glob(f"{self.name}-*"):
-            # another writer's files of the last minutes may be about to be named: left alone
+        for old in [*self.folder.glob(f"{self.name}-*"), *self.folder.glob(f".{self.name}*.tmp*")]:
+            # what no state names: a dead writer's (the lock keeps out live ones), or what
+            # readers that loaded an older state hold in memory already; given time to settle
             if old.name not in named and time.time() - old.stat().st_mtime > ORPHAN_AGE:
                 old.unlink(missing_ok=True)

@@ -49,6 +49,7 @@ RERANK_CANDIDATES = 256
 # take their mean and spread from a fixed sample of the pages searched.
 PAGE_POOL = 1000
 PAGE_NPROBE = 32
+MIN_POOL_SHARE = 0.05
 TOP_DOCUMENTS = 4
 STATS_SAMPLE = 8192
 # maxsim on a server store (Qdrant) past SERVER_EXACT_PAGES: the server's own two-stage query,
@@ -57,6 +58,7 @@ STATS_SAMPLE = 8192
 # Qdrant Edge; benchmarks/results/scale.md).
 SERVER_EXACT_PAGES = 20_000
 SERVER_CANDIDATES = 3000
+SERVER_SPARE = 16
 # maxsim looks wider this many times (indexer.first_stage.Depth.wider) when a filter leaves
 # too few of the first stage's candidates, then scans the filtered pages exactly.
 WIDEN_TIMES = 2
@@ -247,10 +249,14 @@ class Searcher:
             return None
         everything = len(table) == len(self.catalog.page_table())  # no filter: no id list
         weighted = QueryVectors(self.main.query_matrix(qv), qv.tokens, qv.pooled)
-        ids, scores = self.main.store.two_stage(weighted, k, SERVER_CANDIDATES,
+        # a few more than k: points the catalog does not list (a replaced document's, before
+        # the store forgets them) are dropped here
+        ids, scores = self.main.store.two_stage(weighted, k + SERVER_SPARE, SERVER_CANDIDATES,
                                                 None if everything else table.page_ids)
         rows = positions(table.page_ids, ids, missing=-1)
-        keep = rows >= 0
+        keep = np.flatnonzero(rows >= 0)[:k]
+        if len(keep) < min(k, len(table)):
+            return None  # too many unknown points: the exact scan over the catalog's pages
         return rows[keep], scores[keep]
 
     def _fused(self, text: str, qv: QueryVectors, table: PageTable, k: int,
@@ -297,6 +303,9 @@ class Searcher:
         float rows, a first stage the disk refused)."""
         if not (self.first_stages and pages_worth_it(len(table))):
             return None
+        share = len(table) / max(len(self.catalog.page_table()), 1)
+        if share < MIN_POOL_SHARE:  # a narrow filter (still past EXACT_PAGES): its scan is cheaper
+            return None
         try:
             heads, windows = self.cache.page_ivf("head"), self.cache.page_ivf("dense")
         except OSError:
@@ -308,7 +317,6 @@ class Searcher:
         doc_ids, per_doc, where = self._document_scores(text, table)
         documents = per_doc[where]
         # the IVFs hold every page: under a filter they look as much wider as it is narrower
-        share = len(table) / max(len(self.catalog.page_table()), 1)
         wide, probes = min(int(PAGE_POOL / share), 20 * PAGE_POOL), int(np.ceil(PAGE_NPROBE / share))
         parts = [top_indices(bm25, PAGE_POOL), top_indices(bm25_head, PAGE_POOL),
                  heads.nearest(qv.pooled, wide, probes, table)[:PAGE_POOL],

@@ -4,6 +4,7 @@ adds and deletes, safe when a build dies half way, and exact under narrow filter
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -151,8 +152,8 @@ def test_other_vectors_or_growth_past_the_centroids_rebuild_it(corpus):
     stage = TokenIvf(tmp_path / "fs", store, "v1").sync(table)
     assert TokenIvf(tmp_path / "fs", store, "v2").sync(table).state["identity"] == "v2"
     rows = store.n_rows()
-    assert not stage.files.drifted(rows, rows)
-    assert stage.files.drifted(rows, int(ivf_files.RETRAIN_GROWTH * stage.state["trained_on"]) + 1)
+    assert not stage.files.drifted(rows)
+    assert stage.files.drifted(int(ivf_files.RETRAIN_GROWTH * stage.state["trained_on"]) + 1)
 
 
 def test_a_build_that_dies_half_way_leaves_a_usable_first_stage(corpus, monkeypatch):
@@ -194,10 +195,30 @@ def test_a_disk_that_refuses_the_files_is_an_os_error(corpus, monkeypatch):
     tmp_path, store, pages, table = corpus
     import faiss
 
-    def full(index, path):
+    def full(index, path):  # half a file written, then the disk is full
+        Path(path).write_bytes(b"half")
         raise RuntimeError("Error in faiss::FileIOWriter: fopen failed (No space left on device)")
 
     monkeypatch.setattr(faiss, "write_index", full)
     with pytest.raises(OSError):
         TokenIvf(tmp_path / "fs", store, "v1").sync(table)
     assert not list((tmp_path / "fs").glob(".*.tmp"))
+
+
+def test_two_readers_of_one_folder_keep_one_set_of_files(corpus, monkeypatch):
+    """A server's pool holds several readers of one index: each writes from what is on disk,
+    so one that read an older state neither fails on files another swept nor names them."""
+    tmp_path, store, pages, table = corpus
+    monkeypatch.setattr(ivf_files, "ORPHAN_AGE", 0)  # files no state names go at once
+    first = TokenIvf(tmp_path / "fs", store, "v1").sync(table)
+    second = TokenIvf(tmp_path / "fs", store, "v1").sync(table)
+    assert second.state == first.state
+    new = _pages(400, seed=9, first_id=30_000)  # past MERGE_SHARE: the first reader merges
+    table = table_of(pages + new, [*_locations(table), *store.add(new)])
+    first.sync(table)
+    second.sync(table)  # its base file is gone; it must not read it, nor name it again
+    assert second.state == first.state == json.loads((tmp_path / "fs" / "tokens.json").read_text())
+    named = set(first.state["files"].values()) - {None}
+    assert {p.name for p in (tmp_path / "fs").glob("tokens-*")} == named
+    query = _query(new[7], np.random.default_rng(5))
+    assert table.page_ids[_ranked(second, store, table, query, Depth())[0]] == 30_007

@@ -47,6 +47,9 @@ def test_nearest_pages_follow_adds_and_deletes(tmp_path, vectors, monkeypatch):
     stage = stage.sync(smaller, fetch)
     assert stage.files.state["files"] == files
     assert 4101 not in smaller.page_ids[stage.nearest(vectors[4101], 50, nlist, smaller)].tolist()
+    # deleting the newest page lowers the highest live id: still in step, nothing rebuilt
+    newest = _table(smaller.page_ids[smaller.page_ids != smaller.page_ids.max()])
+    assert stage.sync(newest, fetch).files.state["files"] == files
     # a filter: only the pages of the table asked about
     few = _table([4, 6, 8, 1234])
     assert few.page_ids[stage.nearest(vectors[1234], 2000, nlist, few)].tolist()[0] == 1234

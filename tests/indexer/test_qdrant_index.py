@@ -61,3 +61,32 @@ def test_maxsim_through_the_servers_two_stage_query(tmp_path, topic_dir, encoder
     assert len(asked) == 2 * len(QUESTIONS)
     assert asked[0] is None and len(asked[-1]) == len(index.catalog.page_table("*volcanoes.pdf"))
     index.close()
+
+
+def test_points_the_catalog_does_not_list_never_cost_a_hit(tmp_path, topic_dir, encoder, monkeypatch):
+    """A point of a replaced document can outlive its catalog rows for a moment: the two-stage
+    answer drops it and still gives k hits, or falls back to the exact scan."""
+    import numpy as np
+
+    import retriever.search as search
+
+    monkeypatch.setattr(search, "SERVER_EXACT_PAGES", 0)
+    index = Index.create(tmp_path / "ix", encoder=encoder, store="qdrant+memory:pages")
+    index.add([topic_dir])
+    real = index.store.two_stage
+    stray = {"ids": [10**9]}
+
+    def with_strays(query, k, candidates, page_ids):
+        ids, scores = real(query, k, candidates, page_ids)
+        n = len(stray["ids"])
+        return (np.concatenate([stray["ids"], ids])[:k],
+                np.concatenate([np.full(n, 1e6, np.float32), scores])[:k])
+
+    monkeypatch.setattr(index.store, "two_stage", with_strays)
+    index.searcher.first_stages = False
+    exact = [(h.path, h.page) for h in index.search(QUESTIONS["taxes"], k=3, method="maxsim")]
+    index.searcher.first_stages = True
+    assert [(h.path, h.page) for h in index.search(QUESTIONS["taxes"], k=3, method="maxsim")] == exact
+    stray["ids"] = list(range(10**9, 10**9 + 40))  # nothing but strays: the exact scan answers
+    assert [(h.path, h.page) for h in index.search(QUESTIONS["taxes"], k=3, method="maxsim")] == exact
+    index.close()
