@@ -293,6 +293,7 @@ def main() -> None:
     disk = _disk_bytes(target)
     with Index.open(target) as index:
         grower = Grower(Index.open(args.source), index, args.seed + 1, args.noise, "add")  # not timed
+        grower.round = int(time.time())  # new paths even when an earlier run (--reuse) added some
         started = time.perf_counter()
         with index.writing():  # the lock, the writes and the catalog's backup, as an ingest has them
             grower.grow(100, max_doc_pages=100)
