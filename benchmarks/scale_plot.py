@@ -27,7 +27,12 @@ def main() -> None:
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for method in methods:
         points = [(r["pages"], r["methods"][method]["p50_ms"]) for r in runs if method in r["methods"]]
-        ax.plot(*zip(*points), marker="o", label=method)
+        line, = ax.plot(*zip(*points), marker="o", label=method)
+        exact = [(r["pages"], r["methods"][method]["exhaustive_p50_ms"]) for r in runs
+                 if "exhaustive_p50_ms" in r["methods"].get(method, {})]
+        if exact:  # the same method scoring every page, for comparison
+            ax.plot(*zip(*exact), marker="x", linestyle="--", color=line.get_color(),
+                    label=f"{method}, every page scored")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("pages in the index")
@@ -49,7 +54,9 @@ def table(runs: list[dict], methods: list[str]) -> str:
         cells = [f"{r['pages']:,}"]
         for m in methods:
             got = r["methods"].get(m)
-            cells.append(f"{got['p50_ms']} / {got['p95_ms']}" if got else "not run")
+            recall = got.get("first_stage_recall_at_10", 1.0) if got else 1.0
+            exact = f", scan {got['exhaustive_p50_ms']}, recall {recall}" if got and "exhaustive_p50_ms" in got else ""
+            cells.append(f"{got['p50_ms']} / {got['p95_ms']}{exact}" if got else "not run")
         hybrid = r.get("filter", {}).get("methods", {}).get("hybrid")
         cells += [f"{hybrid['p50_ms']}" if hybrid else "-", f"{r['first_query_s']}", f"{r['add_100_pages_s']}",
                   f"{r['first_search_after_add_s']}", f"{r['delete_document_s']}", f"{r['peak_rss_mb']:,}",
