@@ -68,13 +68,15 @@ class IvfFiles:
         return int(self.base.nlist)
 
     def sync(self, bound: int, live: int, sample: Callable[[int], np.ndarray],
-             add: Callable[[object, int, int], None]) -> None:
+             add: Callable[[object, int, int], None], may_build: bool = True) -> bool:
         """Cover every item with an id below `bound`. live: how many items are live now (the
         size the centroids are for); sample(n): about n live vectors to fit on; add(index,
-        lo, hi): put the items with ids in [lo, hi) into a FAISS index."""
+        lo, hi): put the items with ids in [lo, hi) into a FAISS index. may_build=False: only
+        extend files that exist (no build, no rebuild for drift). Returns whether files
+        cover the items."""
         with self._lock:
-            if self.state and self.state["bound"] >= bound and not self.drifted(live):
-                return  # in step: no file touched, no lock taken
+            if self.state and self.state["bound"] >= bound and not (may_build and self.drifted(live)):
+                return True  # in step: no file touched, no lock taken
             self.folder.mkdir(parents=True, exist_ok=True)
             # One writer of these files at a time, across processes and across the readers of
             # one process; each starts from what is on disk now, not what it read before.
@@ -82,12 +84,15 @@ class IvfFiles:
                 try:
                     if self._on_disk() != self.state:
                         self._load()
-                    if not self.state or self.drifted(live):
+                    if may_build and (not self.state or self.drifted(live)):
                         self._build(bound, live, sample, add)
+                    elif not self.state:
+                        return False
                     elif self.state["bound"] < bound:
                         self._extend(bound, add)
                 except RuntimeError as e:  # FAISS's way of saying a file could not be read or written
                     raise OSError(f"the first stage in {self.folder} could not be updated: {e}") from None
+            return True
 
     def drifted(self, live: int) -> bool:
         """Other vectors, an older format, or more live items than the centroids were fitted
@@ -127,7 +132,7 @@ class IvfFiles:
         self.state, self.base, self.delta, self.trained = {}, None, None, None
         try:
             state = self._on_disk()
-            if state.get("identity") != self.identity:
+            if state.get("identity") != self.identity or state.get("format") != FORMAT:
                 return
             self._open(state["files"])
             if self.base.ntotal + (self.delta.ntotal if self.delta is not None else 0) != state["items"]:

@@ -222,3 +222,18 @@ def test_two_readers_of_one_folder_keep_one_set_of_files(corpus, monkeypatch):
     assert {p.name for p in (tmp_path / "fs").glob("tokens-*")} == named
     query = _query(new[7], np.random.default_rng(5))
     assert table.page_ids[_ranked(second, store, table, query, Depth())[0]] == 30_007
+
+
+def test_past_the_build_limit_nothing_is_built_but_what_exists_is_extended(corpus, monkeypatch):
+    tmp_path, store, pages, table = corpus
+    monkeypatch.setattr(first_stage, "MAX_BUILD_ROWS", 10)
+    assert TokenIvf(tmp_path / "fs", store, "v1").sync(table) is None  # too big to build
+    assert not (tmp_path / "fs" / "tokens.json").exists()
+    monkeypatch.setattr(first_stage, "MAX_BUILD_ROWS", 10**9)
+    TokenIvf(tmp_path / "fs", store, "v1").sync(table)
+    monkeypatch.setattr(first_stage, "MAX_BUILD_ROWS", 10)
+    new = _pages(5000, seed=11, first_id=40_000)  # past RETRAIN_GROWTH: drift, yet no rebuild
+    table = table_of(pages + new, [*_locations(table), *store.add(new)])
+    stage = TokenIvf(tmp_path / "fs", store, "v1")
+    assert stage.sync(table) is stage and stage.files.drifted(int(table.vec_count.sum()))
+    assert stage.state["items"] == store.n_rows() and stage.state["trained_on"] == 1500 * TOKENS
