@@ -17,7 +17,7 @@ once into the page cache, query vectors encoded beforehand) and p50 with query e
 the BM25 and head-vector caches); peak RSS; disk bytes per page; build seconds; adding 100
 pages and deleting one document (store and catalog only, no encoding) and the first search
 after each. maxsim goes through its token first stage (indexer/first_stage.py) past 400k token
-rows, hybrid through its page first stage (indexer/page_first_stage.py) past 50k pages; their
+rows, hybrid through its page first stage (indexer/page_first_stage.py) past 150k pages; their
 recall@10 against the exhaustive scan is printed as is and by original page (the copies of one
 page tie up to their noise, so which copy wins is noise). rrf, dense and bm25 score every
 page: recall 1.0 by construction.
