@@ -104,6 +104,7 @@ class Searcher:
         self.first_stages = first_stages
         self._sample = None  # (the table it was drawn from, the sample, its head vectors)
         self._documents = None  # (the table, its documents, each page's document)
+        self._rows_map = None  # (the table, its LiveRows)
         self.lanes = lanes
         self.main = lanes[0]
         self.cache = cache
@@ -240,7 +241,7 @@ class Searcher:
         if stage is None:
             return None
         query = self.main.query_matrix(qv)
-        live, depth = LiveRows(table), Depth()
+        live, depth = self._live_rows(table), Depth()
         for _ in range(WIDEN_TIMES + 1):
             rows, _ = stage.candidates(query, live, depth)
             if len(rows) >= min(max(k, depth.ndocs // 4), len(table)):
@@ -252,6 +253,16 @@ class Searcher:
         exact = self._maxsim(self.main, qv, table.subset(rows))
         top = top_indices(exact, k)
         return rows[top], exact[top]
+
+    def _live_rows(self, table: PageTable) -> LiveRows:
+        """The map from store rows to the table's pages: kept for the whole index while it is
+        unchanged (a sort of every page's first row: 5 ms a query at 100k pages)."""
+        if self._rows_map is not None and self._rows_map[0] is table:
+            return self._rows_map[1]
+        live = LiveRows(table)
+        if table is self.catalog.page_table():
+            self._rows_map = (table, live)
+        return live
 
     def _maxsim_two_stage(self, qv: QueryVectors, table: PageTable, k: int):
         """MaxSim's best k from a server store's two-stage query; None on a collection small
