@@ -25,10 +25,13 @@ from docpress.repair import RepairReport, repair_index
 from indexer.catalog import Catalog, DocumentRow, damaged
 from indexer.factory import LOCAL, open_store
 from indexer.integrity import CheckReport, Problem, check_lengths, deep_check, verify_pages
+from indexer.ivf_files import describe as describe_first_stages
 from indexer.layout import (
     CATALOG_BACKUP,
+    FIRST_STAGE_FOLDER,
     MANIFEST_BACKUP,
     VECTOR_FOLDER_KEY,
+    cache_folder,
     catalog_files,
     catalog_path,
     lane_state_key,
@@ -443,6 +446,9 @@ class Index:
             "bytes_per_page": round((store_bytes + catalog_bytes) / counts["pages"], 1)
             if counts["pages"] else 0,
             "dead_rows_share": round(dead_share(self.catalog, self.lanes), 3),
+            # the FAISS first stages on disk (indexer/ivf_files.py): tokens (maxsim), head and
+            # dense (hybrid); none below their sizes
+            "first_stages": describe_first_stages(cache_folder(self.directory) / FIRST_STAGE_FOLDER),
         }
 
     def search(self, query: str, k: int = 10, method: str = "hybrid", path: str | None = None,

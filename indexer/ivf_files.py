@@ -47,6 +47,21 @@ def lists_for(items: int) -> int:
     return int(min(wanted, trainable))
 
 
+def describe(folder: Path) -> dict[str, dict]:
+    """What the first stages in a folder cover, from their states alone (nothing is loaded):
+    {name: {"items", "lists", "bytes"}}."""
+    out = {}
+    for path in sorted(Path(folder).glob("*.json")):
+        try:
+            state = json.loads(path.read_text())
+            files = [Path(folder) / f for f in state["files"].values() if f]
+            out[path.stem] = {"items": int(state["items"]), "lists": int(state["nlist"]),
+                              "bytes": sum(f.stat().st_size for f in files)}
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # a state being replaced or damaged: derived data, said nothing of
+    return out
+
+
 class IvfFiles:
     """One IVF on disk (see the module's text).
 

@@ -30,6 +30,7 @@ TUNED_PREFIX = "tuned-"
 TUNED_TMP_PREFIX = ".tuned-tmp-"
 HEAD_FOLDER = "head"
 CACHE_FOLDER = "cache"
+FIRST_STAGE_FOLDER = "first-stage"  # inside the cache folder: the FAISS first stages
 WRITER_LOCK = "writer.lock"
 WRITER_INFO = "writer.json"
 PIN_FILE = ".pin"

@@ -12,7 +12,7 @@ import numpy as np
 from indexer.catalog import RENAMED, Catalog, PageTable
 from indexer.first_stage import TokenIvf
 from indexer.page_first_stage import PageIvf, positions
-from indexer.layout import cache_folder
+from indexer.layout import FIRST_STAGE_FOLDER, cache_folder
 from indexer.stores.base import VectorStore
 from retriever.bm25 import Bm25Index, follow
 
@@ -115,7 +115,7 @@ class SignalCache:
         def build(generation: int):
             prior = self._cache.get("token_ivf")
             stage = prior[1][0] if prior and prior[1][0] is not None and prior[1][0].identity == identity \
-                else TokenIvf(cache_folder(self.directory) / "first-stage", self.store, identity)
+                else TokenIvf(cache_folder(self.directory) / FIRST_STAGE_FOLDER, self.store, identity)
             return stage, stage.sync(self.catalog.page_table())
 
         return self._get("token_ivf", build)[1]
@@ -131,7 +131,7 @@ class SignalCache:
         def build(generation: int):
             prior = self._cache.get(f"ivf-{name}")
             stage = prior[1][0] if prior and prior[1][0].identity == identity \
-                else PageIvf(cache_folder(self.directory) / "first-stage", name, identity)
+                else PageIvf(cache_folder(self.directory) / FIRST_STAGE_FOLDER, name, identity)
             return stage, stage.sync(self.catalog.page_table(), vectors)
 
         return self._get(f"ivf-{name}", build)[1]

@@ -53,6 +53,8 @@ def test_maxsim_through_the_first_stage_ranks_as_the_exact_scan(index, monkeypat
         assert _pages(staged) == _pages(exact)
         assert np.allclose([h.score for h in staged], [h.score for h in exact], atol=1e-5)
     assert len(asked) == len(QUESTIONS)  # it was the stage that answered
+    stages = index.info()["first_stages"]  # what is on disk, as `docpress info` shows it
+    assert stages["tokens"]["items"] == index.store.n_rows() and stages["tokens"]["bytes"] > 0
 
 
 def test_a_narrow_filter_gets_its_own_best_pages(index):
