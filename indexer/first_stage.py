@@ -70,14 +70,12 @@ class LiveRows:
         self.ends = self.starts + table.vec_count[self.order]
 
     def pages(self, rows: np.ndarray) -> np.ndarray:
-        """The table row owning each store row; -1 where no page of the table owns it."""
-        at = np.searchsorted(self.starts, rows, side="right") - 1
-        ok = (at >= 0) & (rows >= 0)
-        at = np.clip(at, 0, max(len(self.starts) - 1, 0))
-        ok &= len(self.starts) > 0
-        if len(self.starts):
-            ok &= rows < self.ends[at]
-        return np.where(ok, self.order[at] if len(self.order) else -1, -1)
+        """The table row owning each store row; -1 where no page of the table owns it (rows
+        of other pages, dead rows, FAISS's -1 for a missing neighbour)."""
+        if not len(self.starts):
+            return np.full(np.shape(rows), -1, np.int64)
+        at = np.clip(np.searchsorted(self.starts, rows, side="right") - 1, 0, None)
+        return np.where((rows >= self.starts[at]) & (rows < self.ends[at]), self.order[at], -1)
 
 
 class TokenIvf:
@@ -87,10 +85,6 @@ class TokenIvf:
         self.store = store
         self.identity = identity
         self.files = IvfFiles(folder, "tokens", identity, _ivf_pq)
-
-    @staticmethod
-    def usable(store: VectorStore) -> bool:
-        return store.capabilities.float_rows
 
     @property
     def state(self) -> dict:

@@ -13,13 +13,7 @@ def standardize(scores: np.ndarray) -> np.ndarray:
     >>> standardize(np.array([1.0, 2.0, 3.0])).round(3).tolist()
     [-1.225, 0.0, 1.225]
     """
-    scores = np.asarray(scores, dtype=np.float64)
-    finite = np.isfinite(scores)
-    if finite.sum() < 2:
-        return np.zeros_like(scores)
-    mean, std = scores[finite].mean(), scores[finite].std()
-    out = np.where(finite, (scores - mean) / std if std > 0 else 0.0, -10.0)
-    return out
+    return standardize_like(scores, scores)
 
 
 def standardize_like(scores: np.ndarray, reference: np.ndarray) -> np.ndarray:

@@ -102,9 +102,7 @@ class Searcher:
         # maxsim and hybrid through their first stages on large indexes (False: always the
         # exact scan of every page)
         self.first_stages = first_stages
-        self._sample = None  # (the table it was drawn from, the sample, its head vectors)
-        self._documents = None  # (the table, its documents, each page's document)
-        self._rows_map = None  # (the table, its LiveRows)
+        self._per_index: dict[str, tuple] = {}  # {what: (the whole table it is of, value)}
         self.lanes = lanes
         self.main = lanes[0]
         self.cache = cache
@@ -181,15 +179,21 @@ class Searcher:
         doc_ids, per_doc, where = self._document_scores(text, table)
         return per_doc[where] if len(doc_ids) >= 2 else np.zeros(len(table))
 
-    def _documents_of(self, table: PageTable) -> tuple[np.ndarray, np.ndarray]:
-        """(the documents of the table's pages, sorted; each page's among them): kept for the
-        whole index while it is unchanged (a sort of every page: 30 ms at 1M pages)."""
-        if self._documents is not None and self._documents[0] is table:
-            return self._documents[1], self._documents[2]
-        doc_ids, where = np.unique(table.doc_ids, return_inverse=True)
+    def _of_table(self, what: str, table: PageTable, make):
+        """make(table), kept while the whole index is searched and unchanged (the catalog hands
+        out one table object a generation); made anew for a filter's table."""
+        kept = self._per_index.get(what)
+        if kept is not None and kept[0] is table:
+            return kept[1]
+        value = make(table)
         if table is self.catalog.page_table():
-            self._documents = (table, doc_ids, where)
-        return doc_ids, where
+            self._per_index[what] = (table, value)
+        return value
+
+    def _documents_of(self, table: PageTable) -> tuple[np.ndarray, np.ndarray]:
+        """(the documents of the table's pages, sorted; each page's among them): a sort of
+        every page, 30 ms at 1M pages, so kept (_of_table)."""
+        return self._of_table("documents", table, lambda t: np.unique(t.doc_ids, return_inverse=True))
 
     def _document_scores(self, text: str, table: PageTable):
         """(the documents searched, each one's fused score, each page's document among them)."""
@@ -255,14 +259,9 @@ class Searcher:
         return rows[top], exact[top]
 
     def _live_rows(self, table: PageTable) -> LiveRows:
-        """The map from store rows to the table's pages: kept for the whole index while it is
-        unchanged (a sort of every page's first row: 5 ms a query at 100k pages)."""
-        if self._rows_map is not None and self._rows_map[0] is table:
-            return self._rows_map[1]
-        live = LiveRows(table)
-        if table is self.catalog.page_table():
-            self._rows_map = (table, live)
-        return live
+        """The map from store rows to the table's pages: a sort of every page's first row, 5 ms
+        a query at 100k pages, so kept (_of_table)."""
+        return self._of_table("live rows", table, LiveRows)
 
     def _maxsim_two_stage(self, qv: QueryVectors, table: PageTable, k: int):
         """MaxSim's best k from a server store's two-stage query; None on a collection small
@@ -307,17 +306,13 @@ class Searcher:
 
     def _stats_sample(self, table: PageTable) -> tuple[PageTable, np.ndarray]:
         """A fixed sample of the pages searched, and their head vectors: the vector signals'
-        mean and spread come from it. Kept while the whole index is searched and unchanged
-        (the catalog hands out one table object a generation)."""
-        whole = table is self.catalog.page_table()
-        if whole and self._sample is not None and self._sample[0] is table:
-            return self._sample[1], self._sample[2]
-        rows = np.sort(np.random.default_rng(0).choice(len(table), min(STATS_SAMPLE, len(table)), replace=False))
-        sample = table.subset(rows)
-        heads = self.cache.head_vectors(sample)
-        if whole:
-            self._sample = (table, sample, heads)
-        return sample, heads
+        mean and spread come from it (kept, _of_table)."""
+        def draw(table: PageTable):
+            rows = np.random.default_rng(0).choice(len(table), min(STATS_SAMPLE, len(table)), replace=False)
+            sample = table.subset(np.sort(rows))
+            return sample, self.cache.head_vectors(sample)
+
+        return self._of_table("stats sample", table, draw)
 
     def _pooled_first(self, text: str, qv: QueryVectors, table: PageTable):
         """hybrid's stage 1 on a large index: (table rows of the pool, their first-stage

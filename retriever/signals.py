@@ -106,33 +106,30 @@ class SignalCache:
                           batch=DOCUMENTS_PER_READ, version=self._names_version())
 
     def token_ivf(self) -> TokenIvf | None:
-        """The main store's token first stage, in step with the catalog; None where an exact
-        scan is the right tool (few rows, or a store without float rows, e.g. a server)."""
-        if not TokenIvf.usable(self.store):
-            return None
-        identity = _vectors_identity(self.store)
-
-        def build(generation: int):
-            prior = self._cache.get("token_ivf")
-            stage = prior[1][0] if prior and prior[1][0] is not None and prior[1][0].identity == identity \
-                else TokenIvf(cache_folder(self.directory) / FIRST_STAGE_FOLDER, self.store, identity)
-            return stage, stage.sync(self.catalog.page_table())
-
-        return self._get("token_ivf", build)[1]
+        """The main store's token first stage (maxsim), in step with the catalog; None where
+        an exact scan is the right tool (few rows, or a store without float rows: a server)."""
+        return self._first_stage("tokens", lambda folder, identity: TokenIvf(folder, self.store, identity),
+                                 lambda stage: stage.sync(self.catalog.page_table()))
 
     def page_ivf(self, name: str) -> PageIvf | None:
         """hybrid's first stage for one vector signal, "head" or "dense" (the first window),
         in step with the catalog; None below its page count or on a store without float rows."""
-        if not TokenIvf.usable(self.store):
+        vectors = {"head": self.head_vectors, "dense": self.store.first_windows}[name]
+        return self._first_stage(name, lambda folder, identity: PageIvf(folder, name, identity),
+                                 lambda stage: stage.sync(self.catalog.page_table(), vectors))
+
+    def _first_stage(self, name: str, make: Callable, sync: Callable):
+        """A FAISS first stage (indexer.ivf_files) synced once per generation; the same object
+        is kept across generations while the vectors are the same, so a write only extends it."""
+        if not self.store.capabilities.float_rows:
             return None
         identity = _vectors_identity(self.store)
-        vectors = {"head": self.head_vectors, "dense": self.store.first_windows}[name]
 
         def build(generation: int):
             prior = self._cache.get(f"ivf-{name}")
             stage = prior[1][0] if prior and prior[1][0].identity == identity \
-                else PageIvf(cache_folder(self.directory) / FIRST_STAGE_FOLDER, name, identity)
-            return stage, stage.sync(self.catalog.page_table(), vectors)
+                else make(cache_folder(self.directory) / FIRST_STAGE_FOLDER, identity)
+            return stage, sync(stage)
 
         return self._get(f"ivf-{name}", build)[1]
 
@@ -196,8 +193,10 @@ class SignalCache:
 
     def head_vectors(self, table: PageTable) -> np.ndarray:
         """(n_pages, dim) head vectors aligned with `table` (a subset of the live pages)."""
+        import torch
+
         page_ids, heads = self._heads()
-        return heads[self._rows(page_ids, table)].astype(np.float32)
+        return torch.from_numpy(heads[self._rows(page_ids, table)]).float().numpy()  # numpy widens float16 slowly
 
     def head_scores(self, table: PageTable, pooled: np.ndarray) -> np.ndarray:
         """Each page's head vector against a query's pooled vector, aligned with `table`."""

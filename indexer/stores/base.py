@@ -79,12 +79,21 @@ def few_of(pages: PageTable, pooled_rows: int) -> bool:
     return int(pages.pool_count.sum()) * 4 < pooled_rows
 
 
+def row_index(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The rows [start, start + count) of every page, concatenated, as one index array.
+
+    >>> row_index(np.array([5, 20]), np.array([2, 3])).tolist()
+    [5, 6, 20, 21, 22]
+    """
+    firsts = np.repeat(starts - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+    return firsts + np.arange(int(counts.sum()))
+
+
 def window_rows(pages: PageTable) -> tuple[np.ndarray, np.ndarray]:
     """(pooled rows of every page's windows, concatenated; where each page's start in them)."""
     counts = np.maximum(pages.pool_count, 0)
     first = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-    rows = np.repeat(pages.pool_start - first, counts) + np.arange(int(counts.sum()))
-    return rows, first
+    return row_index(pages.pool_start, counts), first
 
 
 def location_of(pages: PageTable, i: int) -> Location:

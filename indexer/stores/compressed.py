@@ -28,7 +28,8 @@ from indexer.catalog import PageTable
 from indexer.layout import CODEC_BACKUP, CODEC_FOLDER
 from indexer.locks import FolderPin
 from indexer.segments import AppendOnlyArray, align_lengths, consecutive_locations
-from indexer.stores.base import Capabilities, Location, StoredPage, VectorStore, few_of, window_rows
+from indexer.stores.base import (Capabilities, Location, StoredPage, VectorStore, few_of, row_index,
+                                 window_rows)
 
 # Rows scored per block: bounds the (rows, n_query_tokens) score block to some tens of MB.
 CHUNK_ROWS = 1 << 17
@@ -167,7 +168,7 @@ class CompressedStore(VectorStore):
                 done = int(ends[lo - 1]) if lo else 0
                 hi = max(lo + 1, int(np.searchsorted(ends, done + CHUNK_ROWS, side="right")))
                 block = nonempty[lo:hi]
-                sims = quantizer.score(prepared, table[_row_index(starts[block], counts[block])])
+                sims = quantizer.score(prepared, table[row_index(starts[block], counts[block])])
                 offsets = np.concatenate([[0], np.cumsum(counts[block])[:-1]])
                 out[block] = segment_max(sims, offsets, axis=0)
                 lo = hi
@@ -313,16 +314,6 @@ def _scattered(starts: np.ndarray, counts: np.ndarray) -> bool:
         return False
     breaks = int(np.count_nonzero(starts[1:] != starts[:-1] + counts[:-1]))
     return breaks >= 8
-
-
-def _row_index(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """The rows [start, start + count) of every page, concatenated, as one index array.
-
-    >>> _row_index(np.array([5, 20]), np.array([2, 3])).tolist()
-    [5, 6, 20, 21, 22]
-    """
-    firsts = np.repeat(starts - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
-    return firsts + np.arange(int(counts.sum()))
 
 
 def _frame(boxes: np.ndarray) -> np.ndarray:
