@@ -17,7 +17,6 @@ from pathlib import Path
 
 from indexer.catalog import Catalog
 from indexer.layout import (
-    CATALOG_BACKUP,
     COMPRESSED_PREFIX,
     LANES_FOLDER,
     RAW_FOLDER,
@@ -121,7 +120,7 @@ def compact_index(directory: Path, manifest: Manifest, catalog: Catalog, lanes: 
                 catalog.move_pages(locations)
                 catalog.set_state(VECTOR_FOLDER_KEY, folder)
     catalog.checkpoint()
-    catalog.backup(directory / CATALOG_BACKUP)  # before any old folder goes: repair's fallback
+    catalog.backup(full=True)  # before any old folder goes: repair's fallback
     if manifest.compression.get("folder"):
         manifest.compression = {**manifest.compression, "folder": rewritten[owners[0].name][0]}
     manifest.save(directory)

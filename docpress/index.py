@@ -27,7 +27,6 @@ from indexer.factory import LOCAL, open_store
 from indexer.integrity import CheckReport, Problem, check_lengths, deep_check, verify_pages
 from indexer.ivf_files import describe as describe_first_stages
 from indexer.layout import (
-    CATALOG_BACKUP,
     FIRST_STAGE_FOLDER,
     MANIFEST_BACKUP,
     VECTOR_FOLDER_KEY,
@@ -163,9 +162,15 @@ class Index:
                 if manifest_path(self.directory).exists() and Manifest.load(self.directory) != self.manifest:
                     self.manifest.save(self.directory)  # corrected on open (a crash's stale record)
                     self._stamp = self._manifest_stamp()
-            yield self
+                self.catalog.start_write()
+            try:
+                yield self
+            except BaseException:
+                if outermost:  # what it committed is not journaled: the next backup is a full copy
+                    self.catalog.abandon_write()
+                raise
             if outermost:
-                self.catalog.backup(self.directory / CATALOG_BACKUP)
+                self.catalog.backup()
 
     @contextmanager
     def reading(self):

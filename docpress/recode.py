@@ -18,7 +18,7 @@ import numpy as np
 from docpress.errors import DocpressError, IndexMismatchError
 from indexer.catalog import Catalog
 from indexer.factory import compression_record
-from indexer.layout import CATALOG_BACKUP, RAW_FOLDER, VECTOR_FOLDER_KEY, compressed_folder
+from indexer.layout import RAW_FOLDER, VECTOR_FOLDER_KEY, compressed_folder
 from indexer.locks import remove_unpinned
 from indexer.manifest import NONE, Manifest, preset_name
 from indexer.stores.base import VectorStore
@@ -112,7 +112,7 @@ def compress_store(directory: Path, manifest: Manifest, catalog: Catalog, store:
         catalog.move_pages(locations)
         catalog.set_state(VECTOR_FOLDER_KEY, folder)
     catalog.checkpoint()  # every page row was rewritten: do not leave a WAL the catalog's size
-    catalog.backup(Path(directory) / CATALOG_BACKUP)  # before the old folder goes: repair's fallback
+    catalog.backup(full=True)  # before the old folder goes: repair's fallback
     manifest.compression = compression_record(new, folder, name)
     manifest.save(directory)
     store.close()

@@ -3,7 +3,8 @@
 In order, under the writer lock:
 1. manifest.json unreadable: restored from manifest.backup.json (written with every save).
 2. catalog.sqlite missing, empty or failing SQLite's integrity check: restored from
-   catalog.backup (taken at the end of every write); without one, a new empty catalog.
+   catalog.backup and the writes journaled after it (catalog.journal, appended at the end of
+   every write); without a backup, a new empty catalog.
 3. a damaged codec: restored from its copy (codec.backup/); the live vector folder gone (or a
    codec with no copy): every document is dropped and the index starts again on bf16.
 4. a tuned head that does not match its hash: the tuned lane is dropped.
@@ -26,6 +27,7 @@ from typing import Callable
 from docpress.compact import compact_index
 from docpress.errors import CorruptIndexError, DocpressError, IndexNotFoundError
 from indexer.catalog import Catalog
+from indexer.catalog_backup import CatalogBackup
 from indexer.factory import open_compressed, open_store, restore_codec
 from indexer.integrity import deep_check
 from indexer.layout import (
@@ -117,10 +119,15 @@ def _catalog(directory: Path, manifest: Manifest, report: RepairReport) -> Catal
     backup = directory / CATALOG_BACKUP
     if _sound(backup):
         shutil.copyfile(backup, path)
-        taken = time.strftime("%Y-%m-%d %H:%M", time.localtime(backup.stat().st_mtime))
-        report.actions.append(f"restored the catalog from its backup of {taken}; documents added "
-                              "after it are re-added by the next ingest of their files")
-        return Catalog(path)
+        catalog = Catalog(path)
+        copies = CatalogBackup(directory)
+        replayed = copies.replay(catalog.db)
+        stamp = (copies.journal if replayed else backup).stat().st_mtime
+        taken = time.strftime("%Y-%m-%d %H:%M", time.localtime(stamp))
+        since = f" and the {replayed} writes journaled after it" if replayed else ""
+        report.actions.append(f"restored the catalog from its backup{since}, as of {taken}; documents "
+                              "added after that are re-added by the next ingest of their files")
+        return catalog
     catalog = Catalog(path)
     folder = (manifest.compression or {}).get("folder")
     if folder and (directory / folder).is_dir():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import os
 import sqlite3
 import time
 from contextlib import contextmanager
@@ -14,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from docpress.errors import CorruptIndexError
+from indexer.catalog_backup import CatalogBackup, RecordingConnection
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -126,6 +126,7 @@ class Catalog:
     def __init__(self, path: Path, create: bool = True):
         self.path = Path(path)
         self._pages_cache: tuple | None = None  # (generation, PageTable, documents)
+        self._write_start: int | None = None  # the generation a recorded write began at
         self._writing = False
         if not create and (not self.path.exists() or self.path.stat().st_size == 0):
             raise CorruptIndexError(f"{self.path} is {'empty' if self.path.exists() else 'missing'}: "
@@ -133,7 +134,7 @@ class Catalog:
                                     f"{self.path.parent}`")
         try:
             self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
-                                      timeout=60)
+                                      timeout=60, factory=RecordingConnection)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.execute("PRAGMA foreign_keys=ON")
@@ -165,18 +166,31 @@ class Catalog:
             if self.db.in_transaction:
                 self.db.execute("COMMIT")
 
-    def backup(self, target: Path) -> None:
-        """A consistent copy of the catalog at `target` (written aside, then renamed)."""
-        tmp = Path(str(target) + ".tmp")
-        tmp.unlink(missing_ok=True)
-        copy = sqlite3.connect(tmp)
-        try:
-            self.db.backup(copy)
-        finally:
-            copy.close()
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
+    def start_write(self) -> None:
+        """A write begins: its committed statements are recorded for the backup's journal."""
+        self._write_start = self.generation()
+        self.db.start()
+
+    def abandon_write(self) -> None:
+        self.db.take()
+        self._write_start = None
+
+    def backup(self, full: bool = False) -> str:
+        """Bring the backup beside the catalog up to date (indexer.catalog_backup): the writes
+        since start_write() appended to its journal, or a full copy (`full`, or when the
+        journal cannot take them). Returns "journal" or "full"."""
+        backup = CatalogBackup(self.path.parent)
+        recording = self.db._recording
+        writes = self.db.take()
+        if full or self._write_start is None:
+            backup.full(self.db)
+            done = "full"
+        else:
+            done = backup.save(self.db, writes, self._write_start)
+        self._write_start = None
+        if recording and full:  # a copy within a write (compaction): the rest goes on record
+            self.start_write()
+        return done
 
     def close(self) -> None:
         self.db.close()

@@ -8,7 +8,8 @@
     tuned-HASH/           the tuned lane: head/ and the projected token rows
     cache/                BM25 indexes and page head vectors, rebuilt when the catalog changes
     writer.lock           the one-writer lock (writer.json: who holds it)
-    catalog.backup        the catalog as of the last finished write, for `docpress repair`
+    catalog.backup        a full copy of the catalog, for `docpress repair`
+    catalog.journal       the writes since that copy, replayed onto it by a repair
 
 Vector folders are generations: a compaction writes vectors-N/ (or compressed-N/, lanes/NAME-N/)
 and the catalog's state names the live one; dead ones go once no reader pins them (.pin).
@@ -35,6 +36,8 @@ WRITER_LOCK = "writer.lock"
 WRITER_INFO = "writer.json"
 PIN_FILE = ".pin"
 CATALOG_BACKUP = "catalog.backup"
+CATALOG_JOURNAL = "catalog.journal"
+CATALOG_JOURNAL_STATE = "catalog.journal.json"
 # The catalog state key naming the vector folder search reads (RAW_FOLDER or compressed-N).
 VECTOR_FOLDER_KEY = "vectors_folder"
 
