@@ -311,7 +311,7 @@ class Index:
                 cache = self.searcher.cache
                 for build in (cache.page_bm25, cache.head_bm25, cache.profile_bm25, cache.document_bm25):
                     build()
-                cache.head_vectors(self.catalog.page_table())
+                cache.warm_heads()
                 cache.page_ivf("head")
                 cache.page_ivf("dense")
                 cache.token_ivf()
@@ -366,7 +366,7 @@ class Index:
             return any(path == root or path.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
 
         with self.writing():
-            gone = [p for doc in self.catalog.documents() for p in self._paths_of(doc)
+            gone = [p for paths in self._paths().values() for p in paths
                     if under(p) and not os.path.exists(p)]
             self._forget_paths(set(gone))
         return gone
@@ -396,21 +396,25 @@ class Index:
             return path == full or fnmatch.fnmatch(path, pattern) or fnmatch.fnmatch(Path(path).name, pattern)
 
         with self.writing():
-            gone = [p for doc in self.catalog.documents() for p in self._paths_of(doc) if matches(p)]
+            gone = [p for paths in self._paths().values() for p in paths if matches(p)]
             self._forget_paths(set(gone))
         if gone:
             self.warm_caches()
         return gone
 
-    def _paths_of(self, doc: DocumentRow) -> list[str]:
-        return [doc.path, *self.catalog.aliases(doc.id).get(doc.id, [])]
+    def _paths(self) -> dict[int, list[str]]:
+        """{document id: its path, then its copies' paths}, from two reads of the catalog (one
+        read a document took 1.7 s at 90k documents)."""
+        copies = self.catalog.aliases()
+        return {doc.id: [doc.path, *copies.get(doc.id, [])] for doc in self.catalog.documents()}
 
     def _forget_paths(self, paths: set[str]) -> None:
         """Drop paths; a document keeps living under a copy's path while it has one."""
-        for doc in self.catalog.documents():
-            mine = self._paths_of(doc)
+        documents = {doc.id: doc for doc in self.catalog.documents()}
+        for doc_id, mine in self._paths().items():
             if not paths & set(mine):
                 continue
+            doc = documents[doc_id]
             left = [p for p in mine if p not in paths]
             with self.catalog.transaction():
                 if not left:

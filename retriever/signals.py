@@ -191,6 +191,10 @@ class SignalCache:
             return slice(None)
         return positions(page_ids, table.page_ids)
 
+    def warm_heads(self) -> None:
+        """Bring the head vectors up to the catalog (without widening them all to float32)."""
+        self._heads()
+
     def head_vectors(self, table: PageTable) -> np.ndarray:
         """(n_pages, dim) head vectors aligned with `table` (a subset of the live pages)."""
         import torch
