@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from retriever.bm25_segments import Segment, collection, live_postings, merge, score, weight
+from retriever.bm25_segments import Prepared, Segment, collection, live_postings, merge, score, weight
 from retriever.lexical import TERMS_VERSION, TOKEN_PATTERN, normalize
 
 # Small segments (the writes since a merge) an index may have before they are merged into
@@ -72,6 +72,8 @@ class Bm25Index:
         self.keys = everything[self._live_rows]
         self._order = np.argsort(self.keys, kind="stable")
         self._last: tuple[np.ndarray, np.ndarray] | None = None  # (keys asked for, their rows)
+        self._positions_of: tuple[np.ndarray, np.ndarray] | None = None  # (keys, _positions)
+        self._prepared: Prepared | None = None  # the live texts' statistics for scoring
 
     # -- building -----------------------------------------------------------------------
     @classmethod
@@ -191,18 +193,55 @@ class Bm25Index:
                                    token_pattern=TOKEN_PATTERN, return_ids=False, show_progress=False)
         return tokenized[0]
 
+    def _terms(self, query: str) -> list[int]:
+        return [self.vocab[t] for t in self.query_tokens(query) if t in self.vocab]
+
+    def _prepare(self) -> Prepared:
+        """The live texts' statistics: fixed for this object, so computed once."""
+        if self._prepared is None:
+            self._prepared = Prepared.of(self.segments, self.live)
+        return self._prepared
+
     def scores(self, query: str, keys: np.ndarray | None = None) -> np.ndarray:
         """BM25 score of every live key (or of `keys`, in that order)."""
         n = len(self.keys) if keys is None else len(keys)
-        terms = [self.vocab[t] for t in self.query_tokens(query) if t in self.vocab]
+        terms = self._terms(query)
         if not terms:
             return np.zeros(n, np.float32)
-        per_segment = score(self.segments, self.live, terms)
+        per_segment = score(self.segments, self.live, terms, self._prepare())
         full = np.concatenate(per_segment)[self._live_rows]
         if keys is None:
             return full
         rows = self.rows(keys)
         return np.where(rows >= 0, full[np.clip(rows, 0, None)], 0.0).astype(np.float32)
+
+    def sparse_scores(self, query: str, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The nonzero entries of scores(query, keys): (their positions in `keys`, ascending;
+        their scores). Most pages hold no query term, and at a million pages spelling out
+        their zeros, then scaling and ranking them, took most of hybrid's first stage."""
+        terms = self._terms(query)
+        if not terms:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        flat = np.concatenate(score(self.segments, self.live, terms, self._prepare()))
+        rows = np.flatnonzero(flat)
+        where = self._positions(keys)[rows]
+        keep = where >= 0
+        where, values = where[keep], flat[rows[keep]]
+        order = np.argsort(where, kind="stable")
+        return where[order], values[order]
+
+    def _positions(self, keys: np.ndarray) -> np.ndarray:
+        """For each row of the segments end to end, the position of its key in `keys` (-1: a
+        dead text, or one not asked for); remembered for the last keys array, as rows()."""
+        kept = self._positions_of
+        if kept is not None and kept[0] is keys:
+            return kept[1]
+        rows = self.rows(keys)
+        asked = rows >= 0
+        out = np.full(sum(len(seg.keys) for seg in self.segments), -1, np.int64)
+        out[self._live_rows[rows[asked]]] = np.flatnonzero(asked)
+        self._positions_of = (keys, out)
+        return out
 
     def scores_as(self, query: str, key: int, text: str) -> np.ndarray:
         """scores(query), with the text of `key` scored as if it were `text`; the collection's

@@ -89,33 +89,62 @@ def collection(segments: list[Segment], live: list[np.ndarray]) -> tuple[int, fl
     return n, (total / n if n else 0.0) or 1.0
 
 
-def live_postings(segments: list[Segment], live: list[np.ndarray], term: int) -> list[tuple]:
-    """(segment, rows, term counts) of the live texts holding `term`."""
+def live_postings(segments: list[Segment], live: list[np.ndarray], term: int,
+                  whole: list[bool] | None = None) -> list[tuple]:
+    """(segment, rows, term counts) of the live texts holding `term` (`whole`: which segments
+    have no dead text, so need no mask)."""
     out = []
     for s, (seg, alive) in enumerate(zip(segments, live)):
         rows, tf = seg.postings(term)
-        keep = alive[rows]
-        out.append((s, rows[keep], tf[keep]))
+        if whole is None or not whole[s]:
+            keep = alive[rows]
+            rows, tf = rows[keep], tf[keep]
+        out.append((s, rows, tf))
     return out
+
+
+def length_norms(segments: list[Segment], avgdl: float) -> list[np.ndarray]:
+    """Per segment, each text's part of BM25's denominator: K1 * ((1 - B) + B * length / avgdl)."""
+    return [K1 * ((1 - B) + B * seg.lengths / avgdl) for seg in segments]
 
 
 def weight(tf, length, df: int, n: int, avgdl: float):
     """Lucene's BM25 term weight (bm25s's default): idf times the saturated term count."""
-    idf = np.float32(np.log(1 + (n - df + 0.5) / (df + 0.5)))
-    return idf * tf / (K1 * ((1 - B) + B * length / avgdl) + tf)
+    return _idf(df, n) * tf / (K1 * ((1 - B) + B * length / avgdl) + tf)
 
 
-def score(segments: list[Segment], live: list[np.ndarray], terms: list[int]) -> list[np.ndarray]:
+def _idf(df: int, n: int) -> np.float32:
+    return np.float32(np.log(1 + (n - df + 0.5) / (df + 0.5)))
+
+
+@dataclass
+class Prepared:
+    """What scoring needs of the live texts beside the postings, fixed until the next write:
+    their count and average length, each text's length norm, the segments without dead texts."""
+
+    n: int
+    avgdl: float
+    norms: list[np.ndarray]
+    whole: list[bool]
+
+    @classmethod
+    def of(cls, segments: list[Segment], live: list[np.ndarray]) -> "Prepared":
+        n, avgdl = collection(segments, live)
+        return cls(n, avgdl, length_norms(segments, avgdl), [bool(a.all()) for a in live])
+
+
+def score(segments: list[Segment], live: list[np.ndarray], terms: list[int],
+          prepared: Prepared | None = None) -> list[np.ndarray]:
     """Per segment, the BM25 score of each of its texts for the query terms (0 for dead texts),
     with document frequencies, count and average length over the live texts of all segments."""
-    n, avgdl = collection(segments, live)
+    prepared = prepared or Prepared.of(segments, live)
     out = [np.zeros(len(seg.keys), np.float32) for seg in segments]
-    if n == 0:
+    if prepared.n == 0:
         return out
     for term in terms:
-        hits = live_postings(segments, live, term)
-        df = sum(len(rows) for _, rows, _ in hits)
+        hits = live_postings(segments, live, term, prepared.whole)
+        idf = _idf(sum(len(rows) for _, rows, _ in hits), prepared.n)
         for s, rows, tf in hits:
-            if len(rows):
-                out[s][rows] += weight(tf, segments[s].lengths[rows], df, n, avgdl)
+            if len(rows):  # weight(), with the norms computed once
+                out[s][rows] += idf * tf / (prepared.norms[s][rows] + tf)
     return out

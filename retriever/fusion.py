@@ -86,3 +86,42 @@ def top_indices(scores: np.ndarray, k: int) -> np.ndarray:
         return np.argsort(negative, kind="stable")[:k]
     pool = np.flatnonzero(negative <= threshold)  # every page that can be in the top k, ties too
     return pool[np.argsort(negative[pool], kind="stable")][:k]
+
+
+# -- signals given by their nonzero entries (BM25 on a large index) ---------------------------
+def sparse_standardize(positions: np.ndarray, values: np.ndarray, n: int,
+                       at: np.ndarray) -> np.ndarray:
+    """standardize(dense)[at] for the dense signal of n pages that is `values` at `positions`
+    (ascending) and 0 elsewhere, without making the n-long array.
+
+    >>> dense = np.array([0.0, 2.0, 0.0, 5.0, 0.0])
+    >>> got = sparse_standardize(np.array([1, 3]), np.array([2.0, 5.0]), 5, np.array([0, 3]))
+    >>> np.allclose(got, standardize(dense)[[0, 3]])
+    True
+    """
+    values = np.asarray(values, np.float64)
+    if n < 2:
+        return np.zeros(len(at))
+    mean = values.sum() / n
+    std = np.sqrt((((values - mean) ** 2).sum() + (n - len(values)) * mean * mean) / n)
+    dense_at = np.zeros(len(at))
+    where = np.searchsorted(positions, at)
+    found = where < len(positions)
+    found[found] = positions[where[found]] == at[found]
+    dense_at[found] = values[where[found]]
+    return (dense_at - mean) / std if std > 0 else np.zeros(len(at))
+
+
+def sparse_top(positions: np.ndarray, values: np.ndarray, n: int, k: int) -> np.ndarray:
+    """The set top_indices(dense, k) picks, for a dense signal of n pages that is `values`
+    (all positive) at `positions` (ascending) and 0 elsewhere: the best nonzero pages, then,
+    if they are fewer than k, the first zero pages by position.
+
+    >>> sorted(sparse_top(np.array([2, 4]), np.array([1.0, 3.0]), 6, 3).tolist())
+    [0, 2, 4]
+    """
+    if len(positions) >= k:
+        return positions[top_indices(values, k)]
+    rest = min(k, n) - len(positions)
+    zeros = np.setdiff1d(np.arange(min(n, rest + len(positions))), positions)[:rest]
+    return np.concatenate([positions, zeros])

@@ -14,7 +14,15 @@ from indexer.first_stage import Depth, LiveRows, worth_it
 from indexer.page_first_stage import positions
 from indexer.page_first_stage import worth_it as pages_worth_it
 from indexer.stores.base import location_of
-from retriever.fusion import reciprocal_ranks, standardize, standardize_like, top_indices, weighted_sum
+from retriever.fusion import (
+    reciprocal_ranks,
+    sparse_standardize,
+    sparse_top,
+    standardize,
+    standardize_like,
+    top_indices,
+    weighted_sum,
+)
 from retriever.highlight import match_regions
 from retriever.hits import Hit
 from retriever.lanes import Lane, lanes_for
@@ -329,12 +337,14 @@ class Searcher:
             return None
         if heads is None or windows is None:
             return None
-        bm25 = self.cache.page_bm25().scores(text, table.page_ids)
-        bm25_head = self.cache.head_bm25().scores(text, table.page_ids)
+        # BM25 by its nonzero pages: most pages hold no query term
+        bm25 = self.cache.page_bm25().sparse_scores(text, table.page_ids)
+        bm25_head = self.cache.head_bm25().sparse_scores(text, table.page_ids)
         doc_ids, per_doc, where = self._document_scores(text, table)
         # the IVFs hold every page: under a filter they look as much wider as it is narrower
         wide, probes = min(int(PAGE_POOL / share), 20 * PAGE_POOL), int(np.ceil(PAGE_NPROBE / share))
-        parts = [top_indices(bm25, PAGE_POOL), top_indices(bm25_head, PAGE_POOL),
+        n = len(table)
+        parts = [sparse_top(*bm25, n, PAGE_POOL), sparse_top(*bm25_head, n, PAGE_POOL),
                  heads.nearest(qv.pooled, wide, probes, table)[:PAGE_POOL],
                  windows.nearest(qv.pooled, wide, probes, table)[:PAGE_POOL]]
         if per_doc.any():  # every page of the best documents: their signal lifts them all
@@ -346,7 +356,7 @@ class Searcher:
         sample, sample_heads = self._stats_sample(table)
         scaled = {"dense": standardize_like(self.dense(qv, subset), self.dense(qv, sample)),
                   "head": standardize_like(self.head(qv, subset), sample_heads @ qv.pooled.astype(np.float32)),
-                  "bm25_head": standardize(bm25_head)[pool], "bm25": standardize(bm25)[pool]}
+                  "bm25_head": sparse_standardize(*bm25_head, n, pool), "bm25": sparse_standardize(*bm25, n, pool)}
         return pool, weighted_sum(scaled, self.page_weights, lambda x: x) + per_doc[where[pool]]
 
     def _hits(self, table: PageTable, rows: np.ndarray, scores: np.ndarray, qv: QueryVectors,

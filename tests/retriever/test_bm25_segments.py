@@ -53,6 +53,14 @@ def test_additions_deletions_and_merges_stay_exact(tmp_path):
             expected = _bm25s_scores(texts(live), query)
             np.testing.assert_allclose(index.scores(query, np.asarray(live)), expected, rtol=1e-5, atol=1e-6)
     assert index.updated(np.asarray(live), texts) is index  # nothing changed: the same index
+    # the nonzero entries alone: for the live keys in another order, and for a subset with an
+    # unknown key among them
+    for asked in (np.asarray(live[::-1]), np.asarray([live[2], 999_999, live[0]])):
+        for query in QUERIES:
+            dense = index.scores(query, asked)
+            positions, values = index.sparse_scores(query, asked)
+            assert positions.tolist() == np.flatnonzero(dense).tolist()
+            np.testing.assert_array_equal(values, dense[positions])
 
     index.save(tmp_path / "bm25", {"generation": 7})
     loaded, stamp = Bm25Index.load(tmp_path / "bm25", {"generation": 7})

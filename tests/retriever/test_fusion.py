@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from retriever.fusion import reciprocal_ranks, standardize, weighted_sum
+from retriever.fusion import (
+    reciprocal_ranks,
+    sparse_standardize,
+    sparse_top,
+    standardize,
+    top_indices,
+    weighted_sum,
+)
 
 RNG = np.random.default_rng(3)
 A, B = RNG.normal(size=50), RNG.normal(size=50)
@@ -42,3 +49,16 @@ def test_reciprocal_ranks_reward_the_first_ranks_most():
     assert rr.tolist() == pytest.approx([1 / 63, 1 / 61, 1 / 62])
     with pytest.raises(ValueError, match="no signal"):
         weighted_sum({"a": A}, {"b": 1.0})
+
+
+@pytest.mark.parametrize("nonzero", [0, 1, 3, 40, 400])
+def test_a_signal_given_by_its_nonzero_pages_scales_and_ranks_as_the_whole(nonzero):
+    rng = np.random.default_rng(nonzero)
+    n, k = 1000, 50
+    dense = np.zeros(n)
+    positions = np.sort(rng.choice(n, nonzero, replace=False))
+    dense[positions] = rng.choice([0.5, 1.0, 2.5], nonzero)  # ties, as BM25 has
+    values = dense[positions]
+    at = np.sort(rng.choice(n, 200, replace=False))
+    np.testing.assert_allclose(sparse_standardize(positions, values, n, at), standardize(dense)[at], atol=1e-9)
+    assert set(sparse_top(positions, values, n, k).tolist()) == set(top_indices(dense, k).tolist())
