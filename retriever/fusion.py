@@ -104,24 +104,33 @@ def sparse_standardize(positions: np.ndarray, values: np.ndarray, n: int,
         return np.zeros(len(at))
     mean = values.sum() / n
     std = np.sqrt((((values - mean) ** 2).sum() + (n - len(values)) * mean * mean) / n)
-    dense_at = np.zeros(len(at))
-    where = np.searchsorted(positions, at)
-    found = where < len(positions)
-    found[found] = positions[where[found]] == at[found]
-    dense_at[found] = values[where[found]]
-    return (dense_at - mean) / std if std > 0 else np.zeros(len(at))
+    return (sparse_values(positions, values, at) - mean) / std if std > 0 else np.zeros(len(at))
 
 
 def sparse_top(positions: np.ndarray, values: np.ndarray, n: int, k: int) -> np.ndarray:
-    """The set top_indices(dense, k) picks, for a dense signal of n pages that is `values`
-    (all positive) at `positions` (ascending) and 0 elsewhere: the best nonzero pages, then,
-    if they are fewer than k, the first zero pages by position.
+    """top_indices(dense, k) for a dense signal of n pages that is `values` (all positive) at
+    `positions` (ascending) and 0 elsewhere: the best nonzero pages, best first and ties by
+    position, then, if they are fewer than k, the first zero pages by position.
 
-    >>> sorted(sparse_top(np.array([2, 4]), np.array([1.0, 3.0]), 6, 3).tolist())
-    [0, 2, 4]
+    >>> sparse_top(np.array([2, 4]), np.array([1.0, 3.0]), 6, 3).tolist()
+    [4, 2, 0]
     """
     if len(positions) >= k:
         return positions[top_indices(values, k)]
     rest = min(k, n) - len(positions)
     zeros = np.setdiff1d(np.arange(min(n, rest + len(positions))), positions)[:rest]
-    return np.concatenate([positions, zeros])
+    return np.concatenate([positions[np.argsort(-values, kind="stable")], zeros]).astype(np.int64)
+
+
+def sparse_values(positions: np.ndarray, values: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """The dense signal's values at `at` (0 where it has no entry).
+
+    >>> sparse_values(np.array([2, 4]), np.array([1.0, 3.0]), np.array([4, 0])).tolist()
+    [3.0, 0.0]
+    """
+    out = np.zeros(len(at), np.float64)
+    where = np.searchsorted(positions, at)
+    found = where < len(positions)
+    found[found] = positions[where[found]] == at[found]
+    out[found] = values[where[found]]
+    return out

@@ -18,6 +18,7 @@ from retriever.fusion import (
     reciprocal_ranks,
     sparse_standardize,
     sparse_top,
+    sparse_values,
     standardize,
     standardize_like,
     top_indices,
@@ -235,8 +236,10 @@ class Searcher:
                 scores = scores + self._maxsim(lane, by_lane[lane.name], table)
         elif method is Method.dense:
             scores = self.dense(qv, table)
-        else:
-            scores = self.cache.page_bm25().scores(text, table.page_ids)
+        else:  # by its nonzero pages: most pages hold no query term
+            hits = self.cache.page_bm25().sparse_scores(text, table.page_ids)
+            top = sparse_top(*hits, len(table), k)
+            return top, sparse_values(*hits, top).astype(np.float32)
         top = top_indices(scores, k)
         return top, scores[top]
 
