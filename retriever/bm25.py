@@ -12,7 +12,16 @@ from typing import Callable
 
 import numpy as np
 
-from retriever.bm25_segments import Prepared, Segment, collection, live_postings, merge, score, weight
+from retriever.bm25_segments import (
+    Prepared,
+    Segment,
+    collection,
+    compact_counts,
+    live_postings,
+    merge,
+    score,
+    weight,
+)
 from retriever.lexical import TERMS_VERSION, TOKEN_PATTERN, normalize
 
 # Small segments (the writes since a merge) an index may have before they are merged into
@@ -179,7 +188,9 @@ class Bm25Index:
                 vocab = {t: i for i, t in enumerate(terms.split("\n"))} if terms else {}
                 segments, live = [], []
                 for i in range(int(saved["segments"])):
-                    segments.append(Segment(*(data[f"{i}.{f}"] for f in ("keys", "lengths", "indptr", "rows", "tf"))))
+                    keys, lengths, indptr, rows, tf = (data[f"{i}.{f}"]
+                                                       for f in ("keys", "lengths", "indptr", "rows", "tf"))
+                    segments.append(Segment(keys, lengths, indptr, rows, compact_counts(tf)))  # older: float32
                     live.append(data[f"{i}.live"])
             return cls(vocab, segments, live, _stemmer()), saved
         except Exception:  # noqa: BLE001 - missing, damaged or being replaced: derived data, rebuilt

@@ -36,10 +36,18 @@ def _load_heads(path: Path):
     or None."""
     try:
         with np.load(path) as saved:
-            return (saved["page_ids"], saved["heads"].astype(np.float16), str(saved["identity"]),
+            return (saved["page_ids"], saved["heads"].astype(np.float16, copy=False), str(saved["identity"]),
                     int(saved["generation"]), saved["vec_start"])
     except Exception:  # noqa: BLE001 - missing, damaged or older: derived data, rebuilt
         return None
+
+
+def _copy_rows(target: np.ndarray, to: np.ndarray, source: np.ndarray, rows: np.ndarray,
+               block: int = 65536) -> None:
+    """target[to] = source[rows], a block at a time: one gather of a million heads made a
+    768 MB temporary beside the old and the new array."""
+    for at in range(0, len(to), block):
+        target[to[at:at + block]] = source[rows[at:at + block]]
 
 
 class SignalCache:
@@ -159,7 +167,7 @@ class SignalCache:
                 # same page and same rows (an id freed by a delete may be given again)
                 known = (prior[0][order[where]] == everything.page_ids) & \
                     (prior[4][order[where]] == everything.vec_start)
-                heads[known] = prior[1][order[where[known]]]
+                _copy_rows(heads, np.flatnonzero(known), prior[1], order[where[known]])
                 fresh = ~known
                 carried = True
             if fresh.any():
