@@ -161,7 +161,15 @@ class SignalCache:
             carried = False  # rows taken over from `prior`
             # Carried over by page id and rows: the catalog never gives a page id twice, and
             # local rows are only appended (a server store's pages all have vec_start -1).
-            if prior is not None and prior[2] == identity and len(prior[0]):
+            ahead = len(prior[0]) if prior is not None else 0
+            if prior is not None and prior[2] == identity and 0 < ahead <= len(everything) and \
+                    np.array_equal(everything.page_ids[:ahead], prior[0]) and \
+                    np.array_equal(everything.vec_start[:ahead], prior[4]):
+                # pages were only appended: one copy of the old rows, no gather (1M pages: 1.2 s)
+                heads[:ahead] = prior[1]
+                fresh[:ahead] = False
+                carried = True
+            elif prior is not None and prior[2] == identity and len(prior[0]):
                 order = np.argsort(prior[0])
                 where = np.clip(np.searchsorted(prior[0], everything.page_ids, sorter=order), 0, len(order) - 1)
                 # same page and same rows (an id freed by a delete may be given again)
