@@ -186,3 +186,18 @@ def test_repair_replays_what_the_last_copy_missed(tmp_path, encoder, monkeypatch
     with Index.open(ix, encoder=encoder) as index:
         assert sorted(Path(d.path).stem for d in index.documents()) == ["espresso", "volcanoes"]
         assert Path(index.search(QUESTIONS["espresso"], k=1)[0].path).stem == "espresso"
+
+
+def test_a_crash_between_the_append_and_its_record(tmp_path, journaled):
+    catalog = Catalog(tmp_path / "catalog.sqlite")
+    _write(catalog, lambda: _add(catalog, "alpha"))
+    _write(catalog, lambda: _add(catalog, "beta"))
+    state_file = tmp_path / "catalog.journal.json"
+    before = state_file.read_text()
+    _write(catalog, lambda: _add(catalog, "gamma"))
+    state_file.write_text(before)  # the line was synced, the record of it never renamed into place
+    restored, replayed = _restore(tmp_path)
+    assert replayed == 2 and _dump(restored) == _dump(tmp_path / "catalog.sqlite")  # the line was whole
+    # the journal is longer than its record says: the next write starts a new copy
+    assert _write(catalog, lambda: _add(catalog, "delta")) == "full"
+    catalog.close()
