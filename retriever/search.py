@@ -228,7 +228,7 @@ class Searcher:
             if lanes == [self.main] and self.first_stages:
                 found = (self._maxsim_two_stage(by_lane[self.main.name], table, k)
                          if self.main.store.capabilities.two_stage
-                         else self._maxsim_candidates(text, by_lane[self.main.name], table, k))
+                         else self._maxsim_candidates(by_lane[self.main.name], table, k))
                 if found is not None:
                     return found
             scores = self._maxsim(lanes[0], by_lane[lanes[0].name], table)
@@ -243,12 +243,10 @@ class Searcher:
         top = top_indices(scores, k)
         return top, scores[top]
 
-    def _maxsim_candidates(self, text: str, qv: QueryVectors, table: PageTable, k: int):
+    def _maxsim_candidates(self, qv: QueryVectors, table: PageTable, k: int):
         """MaxSim's best k through the token first stage: candidates from the IVF, then exact
         MaxSim on them. None where the scan over `table` is exact and cheap, or where too few
-        candidates fall inside a narrow filter even when looking wider (then scan the filter).
-        Past the rows a token IVF is built for (indexer.first_stage.MAX_BUILD_ROWS), the
-        candidates are hybrid's pool instead (_pooled_first)."""
+        candidates fall inside a narrow filter even when looking wider (then scan the filter)."""
         if not worth_it(int(table.vec_count.sum())):
             return None
         try:
@@ -256,7 +254,7 @@ class Searcher:
         except OSError:  # derived data a full or read-only disk refused: scan instead
             return None
         if stage is None:
-            return self._maxsim_on_pool(text, qv, table, k)
+            return None
         query = self.main.query_matrix(qv)
         live, depth = self._live_rows(table), Depth()
         for _ in range(WIDEN_TIMES + 1):
@@ -270,19 +268,6 @@ class Searcher:
         exact = self._maxsim(self.main, qv, table.subset(rows))
         top = top_indices(exact, k)
         return rows[top], exact[top]
-
-    def _maxsim_on_pool(self, text: str, qv: QueryVectors, table: PageTable, k: int):
-        """Exact MaxSim on the pages of hybrid's first-stage pool (each signal's best 1,000 and
-        the best documents' pages): a million pages would otherwise be scanned, 13 s a query.
-        A pooled vector finds only part of MaxSim's best pages (benchmarks/results/scale.md
-        gives the recall); None where hybrid has no pool either (then the exact scan)."""
-        pooled = self._pooled_first(text, qv, table)
-        if pooled is None:
-            return None
-        pool = pooled[0]
-        exact = self._maxsim(self.main, qv, table.subset(pool))
-        top = top_indices(exact, k)
-        return pool[top], exact[top]
 
     def _live_rows(self, table: PageTable) -> LiveRows:
         """The map from store rows to the table's pages: a sort of every page's first row, 5 ms

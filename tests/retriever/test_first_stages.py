@@ -108,27 +108,3 @@ def test_hybrid_from_a_pool_of_a_few_pages_still_finds_the_best_page(index, monk
         staged, exact = _both(index, question, method="hybrid", k=3)
         assert _pages(staged)[0] == _pages(exact)[0]
         assert len(staged) == 3  # the pool: BM25's, the IVFs' and the best document's pages
-
-
-def test_maxsim_past_the_token_ivf_size_scores_hybrids_pool(tmp_path, encoder, monkeypatch):
-    monkeypatch.setattr(first_stage, "EXACT_ROWS", 0)
-    monkeypatch.setattr(first_stage, "MAX_BUILD_ROWS", 0)  # too many rows for a token IVF
-    monkeypatch.setattr(page_first_stage, "EXACT_PAGES", 0)
-    for topic, text in TOPICS.items():
-        write_pdf(tmp_path / "docs" / f"{topic}.pdf", [text, f"Notes. {text.upper()}"])
-    with Index.create(tmp_path / "ix", encoder=encoder) as ix:
-        ix.add([tmp_path / "docs"], compression="none")
-        assert ix.searcher.cache.token_ivf() is None
-        pooled = []
-        real = search.Searcher._maxsim_on_pool
-        monkeypatch.setattr(search.Searcher, "_maxsim_on_pool",
-                            lambda self, *a: pooled.append(1) or real(self, *a))
-        for question in QUESTIONS.values():  # a pool of 1,000 a signal holds every page here
-            staged, exact = _both(ix, question, k=5)
-            assert _pages(staged) == _pages(exact)
-        assert len(pooled) == len(QUESTIONS)
-        # a pool of one page a signal: the best page is still in it, MaxSim picks it
-        monkeypatch.setattr(search, "PAGE_POOL", 1)
-        monkeypatch.setattr(search, "TOP_DOCUMENTS", 1)
-        for topic, question in QUESTIONS.items():
-            assert topic in ix.search(question, method="maxsim", k=1)[0].path
