@@ -76,8 +76,10 @@ class RecordingConnection(sqlite3.Connection):
 
     def executemany(self, sql, seq_of_parameters):
         if self._recording:
-            seq_of_parameters = [list(p) for p in seq_of_parameters]
-            self._note(sql, seq_of_parameters)
+            seq_of_parameters = list(seq_of_parameters)
+            if any(isinstance(p, dict) for p in seq_of_parameters):  # named: a full copy instead
+                self._replayable = False
+            self._note(sql, [list(p) if not isinstance(p, dict) else [] for p in seq_of_parameters])
         return super().executemany(sql, seq_of_parameters)
 
     def executescript(self, sql_script):
