@@ -130,7 +130,7 @@ class Catalog:
 
     def __init__(self, path: Path, create: bool = True):
         self.path = Path(path)
-        self._pages_cache: tuple | None = None  # (generation, PageTable, documents)
+        self._pages_cache: tuple | None = None  # (generation, PageTable)
         self._write_start: int | None = None  # the generation a recorded write began at
         self._documents_cache: tuple | None = None  # (generation, documents)
         self._writing = False
@@ -190,7 +190,7 @@ class Catalog:
         since start_write() appended to its journal, or a full copy (`full`, or when the
         journal cannot take them). Returns "journal" or "full"."""
         backup = CatalogBackup(self.path.parent)
-        recording = self.db._recording
+        recording = self.db.recording
         writes = self.db.take()
         if full or self._write_start is None:
             backup.full(self.db)
@@ -471,17 +471,17 @@ class Catalog:
 
         The whole table is read once per catalog generation and kept (read-only columns): a
         search no longer reads every page row from SQLite (36 ms a query at 10k pages)."""
-        table, documents = self._live_pages()
+        table = self._live_pages()
         if not (path_glob or metadata):
             return table
-        keep = np.asarray([d.id for d in documents if _matches(d, path_glob, metadata)], dtype=np.int64)
+        keep = np.asarray([d.id for d in self.documents() if _matches(d, path_glob, metadata)], dtype=np.int64)
         return table.subset(np.isin(table.doc_ids, keep))
 
-    def _live_pages(self) -> tuple[PageTable, list[DocumentRow]]:
+    def _live_pages(self) -> PageTable:
         generation = self.generation()
         cached = self._pages_cache
         if cached is not None and cached[0] == generation and not self._writing:
-            return cached[1], cached[2]
+            return cached[1]
         rows = self.db.execute(
             "SELECT id, doc_id, number, vec_start, vec_count, pool_start, pool_count FROM pages "
             "ORDER BY vec_start, id").fetchall()
@@ -490,10 +490,9 @@ class Catalog:
         for column in columns:
             column.setflags(write=False)  # shared by every search of this generation
         table = PageTable(*columns)
-        documents = self.documents()
         if not self._writing:
-            self._pages_cache = (generation, table, documents)
-        return table, documents
+            self._pages_cache = (generation, table)
+        return table
 
     def counts(self) -> dict:
         docs, pages = self.db.execute(

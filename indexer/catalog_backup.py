@@ -45,6 +45,10 @@ class RecordingConnection(sqlite3.Connection):
     def start(self) -> None:
         self._recording, self._committed, self._open, self._replayable = True, [], None, True
 
+    @property
+    def recording(self) -> bool:
+        return self._recording
+
     def take(self) -> list | None:
         """The committed writes since start() and stop recording; None when one of them
         cannot be replayed (a schema change, a script)."""

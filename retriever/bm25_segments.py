@@ -109,14 +109,14 @@ def live_postings(segments: list[Segment], live: list[np.ndarray], term: int,
     return out
 
 
-def length_norms(segments: list[Segment], avgdl: float) -> list[np.ndarray]:
-    """Per segment, each text's part of BM25's denominator: K1 * ((1 - B) + B * length / avgdl)."""
-    return [K1 * ((1 - B) + B * seg.lengths / avgdl) for seg in segments]
+def _norm(length, avgdl: float):
+    """A text's part of BM25's denominator."""
+    return K1 * ((1 - B) + B * length / avgdl)
 
 
 def weight(tf, length, df: int, n: int, avgdl: float):
     """Lucene's BM25 term weight (bm25s's default): idf times the saturated term count."""
-    return _idf(df, n) * tf / (K1 * ((1 - B) + B * length / avgdl) + tf)
+    return _idf(df, n) * tf / (_norm(length, avgdl) + tf)
 
 
 def _idf(df: int, n: int) -> np.float32:
@@ -136,7 +136,7 @@ class Prepared:
     @classmethod
     def of(cls, segments: list[Segment], live: list[np.ndarray]) -> "Prepared":
         n, avgdl = collection(segments, live)
-        return cls(n, avgdl, length_norms(segments, avgdl), [bool(a.all()) for a in live])
+        return cls(n, avgdl, [_norm(seg.lengths, avgdl) for seg in segments], [bool(a.all()) for a in live])
 
 
 def score(segments: list[Segment], live: list[np.ndarray], terms: list[int],

@@ -6,6 +6,8 @@ from typing import Callable
 
 import numpy as np
 
+from indexer.page_first_stage import positions as find
+
 
 def standardize(scores: np.ndarray) -> np.ndarray:
     """z-scores over the candidate pages (0 where the signal is flat).
@@ -129,8 +131,6 @@ def sparse_values(positions: np.ndarray, values: np.ndarray, at: np.ndarray) -> 
     [3.0, 0.0]
     """
     out = np.zeros(len(at), np.float64)
-    where = np.searchsorted(positions, at)
-    found = where < len(positions)
-    found[found] = positions[where[found]] == at[found]
-    out[found] = values[where[found]]
+    where = find(positions, at, missing=-1)
+    out[where >= 0] = values[where[where >= 0]]
     return out
