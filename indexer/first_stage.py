@@ -1,4 +1,4 @@
-"""maxsim's first stage: a FAISS IVF-PQ over every token row of a store.
+"""maxsim's first stage: a FAISS IVF-PQ over every token row of a store, searched by fast scan.
 
 MaxSim is a sum over query tokens of each token's best row on a page, so the pages that own a
 query token's nearest rows are where the large terms of the sum are (ColBERT's end-to-end
@@ -28,9 +28,10 @@ from indexer.stores.base import VectorStore
 # cores) and exact, so no first stage is built or used.
 EXACT_ROWS = 400_000
 ADD_BLOCK = 1 << 17  # rows decoded and added per call
-# Past this many rows (about 230k pages) no build starts, on a write nor on a search: 12.9M
-# rows took 705 s on these 2 cores, so the 130M rows of 1M pages would take hours. Files that
-# exist are still extended; without them maxsim scans exactly.
+# Past this many rows (about 230k pages) no build starts, on a write nor on a search: 13.0M
+# rows took 424 s on these 2 cores (705 s with 8-bit codes), so the 130M rows of 1M pages
+# would take over an hour, and its codes 6 GB. Files that exist are still extended; without
+# them maxsim scans exactly.
 MAX_BUILD_ROWS = 30_000_000
 
 
@@ -38,12 +39,13 @@ MAX_BUILD_ROWS = 30_000_000
 class Depth:
     """How far the first stage looks: IVF lists probed per query token, nearest rows kept per
     query token, and pages scored exactly. Chosen on 10,273 real pages (FinanceBench and
-    MMLongBench-dev in one index): recall@10 against the exact scan 0.995 / 0.997 over their
-    questions, where 256 neighbours and 512 pages gave 0.96 (benchmarks/results/scale.md)."""
+    MMLongBench-dev in one index), recall@10 against the exact scan over their questions:
+    0.9975 / 0.991 here; 512 neighbours and 1,024 pages gave 0.998 / 0.997 in 60 ms a query
+    against 46; 512 and 512, 0.990 / 0.978 (benchmarks/results/scale.md)."""
 
     nprobe: int = 32
-    neighbours: int = 512
-    ndocs: int = 1024
+    neighbours: int = 1024
+    ndocs: int = 512
 
     def wider(self) -> "Depth":
         return Depth(self.nprobe * 2, self.neighbours * 4, self.ndocs * 2)
@@ -55,8 +57,9 @@ def worth_it(rows: int) -> bool:
 
 
 def subquantizers(dim: int) -> int:
-    """PQ sub-quantizers: the divisor of dim nearest dim / 12 (32 bytes a row at 384 dims)."""
-    return min((m for m in range(1, dim + 1) if dim % m == 0), key=lambda m: (abs(m - dim / 12), -m))
+    """PQ sub-quantizers of 4 bits: the divisor of dim nearest dim / 4 (48 bytes a row at 384
+    dims, a bit a dimension as the store's binary codes)."""
+    return min((m for m in range(1, dim + 1) if dim % m == 0), key=lambda m: (abs(m - dim / 4), -m))
 
 
 class LiveRows:
@@ -84,7 +87,8 @@ class TokenIvf:
     def __init__(self, folder: Path, store: VectorStore, identity: str):
         self.store = store
         self.identity = identity
-        self.files = IvfFiles(folder, "tokens", identity, _ivf_pq)
+        # "pq4": files of the 8-bit codes of earlier releases are other vectors, built again
+        self.files = IvfFiles(folder, "tokens", f"{identity}/pq4", _ivf_pq, _fast_scan)
 
     @property
     def state(self) -> dict:
@@ -136,13 +140,29 @@ class TokenIvf:
 
 
 def _ivf_pq(dim: int, nlist: int, n_train: int):
-    """IVF with PQ codes (about dim / 12 bytes a row), scored by inner product."""
+    """IVF with 4-bit PQ codes (dim / 8 bytes a row), scored by inner product.
+
+    4 bits a code because FAISS scans those with SIMD over blocks of rows (fast scan). On the
+    1.6M token rows of 10k real pages, 2,048 lists, 32 probed, 512 neighbours for 20 query
+    tokens: 8-bit codes of 32 bytes 17.3 ms, recall@512 of the exact neighbours 0.60; 4-bit
+    codes of 32 bytes 2.9 ms, 0.61; of 48 bytes 4.3 ms, 0.81 (benchmarks/results/scale.md).
+    """
     import faiss
 
-    bits = 8 if n_train >= 1 << 12 else 4  # 256 codewords want thousands of rows to fit
-    index = faiss.IndexIVFPQ(faiss.IndexFlatIP(dim), dim, nlist, subquantizers(dim), bits,
+    index = faiss.IndexIVFPQ(faiss.IndexFlatIP(dim), dim, nlist, subquantizers(dim), 4,
                              faiss.METRIC_INNER_PRODUCT)
     index.cp.seed = index.pq.cp.seed = 1
+    return index
+
+
+def _fast_scan(index):
+    """The IVF-PQ as FAISS's fast scan searches it (its codes repacked in blocks: 16 ms for
+    400k rows). Kept on disk as the plain IVF-PQ: FAISS 1.15's merge of two fast-scan
+    indexes corrupts memory."""
+    import faiss
+
+    if isinstance(index, faiss.IndexIVFPQ) and index.pq.nbits == 4:
+        return faiss.IndexIVFPQFastScan(index)
     return index
 
 

@@ -66,14 +66,18 @@ class IvfFiles:
     """One IVF on disk (see the module's text).
 
     make(dim, nlist, n_train): a new untrained FAISS index for the vectors.
+    searchable(index): the form a loaded index is searched in (the token IVF's fast scan);
+    the files, and every write, keep the index as made.
     """
 
     def __init__(self, folder: Path, name: str, identity: str,
-                 make: Callable[[int, int, int], object]):
+                 make: Callable[[int, int, int], object],
+                 searchable: Callable[[object], object] = lambda index: index):
         self.folder = Path(folder)
         self.name = name
         self.identity = identity
         self.make = make
+        self.searchable = searchable
         self.state: dict = {}
         self.base = self.delta = self.trained = None
         self._lock = threading.Lock()
@@ -162,8 +166,8 @@ class IvfFiles:
         self.trained = faiss.read_index(str(self.folder / files["trained"]))
         # read whole: FAISS's memory-mapped lists searched 10-20x slower (4.5 ms against 0.4
         # for 32 lists of 100k head vectors)
-        self.base = faiss.read_index(str(self.folder / files["base"]))
-        self.delta = faiss.read_index(str(self.folder / files["delta"])) if files["delta"] else None
+        self.base = self.searchable(faiss.read_index(str(self.folder / files["base"])))
+        self.delta = self.searchable(faiss.read_index(str(self.folder / files["delta"]))) if files["delta"] else None
 
     def _build(self, bound: int, live: int, sample, add) -> None:
         nlist = lists_for(live)
@@ -185,10 +189,11 @@ class IvfFiles:
         import faiss
 
         files = dict(self.state["files"])
-        delta = faiss.clone_index(self.delta if self.delta is not None else self.trained)
+        # from the files: what is searched in memory may be another form (searchable)
+        delta = faiss.read_index(str(self.folder / (files["delta"] or files["trained"])))
         add(delta, self.state["bound"], bound)
         if delta.ntotal > MERGE_SHARE * self.base.ntotal:
-            merged = faiss.clone_index(self.base)
+            merged = faiss.read_index(str(self.folder / files["base"]))
             merged.merge_from(delta, 0)
             files.update(base=self._write(merged, "base"), delta=None)
             items = int(merged.ntotal)

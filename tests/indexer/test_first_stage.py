@@ -145,12 +145,18 @@ def test_the_delta_merges_into_the_base_when_it_grows(corpus):
     table = table_of(pages + new, [*_locations(table), *store.add(new)])
     stage = stage.sync(table)
     assert stage.files.delta is None and stage.state["items"] == store.n_rows() == stage.files.base.ntotal
+    # searched by FAISS's fast scan; kept on disk as the plain IVF-PQ, which merges safely
+    import faiss
+    assert isinstance(stage.files.base, faiss.IndexIVFPQFastScan)
+    on_disk = faiss.read_index(str(stage.files.folder / stage.state["files"]["base"]))
+    assert type(on_disk) is faiss.IndexIVFPQ and on_disk.pq.nbits == 4 and on_disk.ntotal == store.n_rows()
 
 
 def test_other_vectors_or_growth_past_the_centroids_rebuild_it(corpus):
     tmp_path, store, pages, table = corpus
     stage = TokenIvf(tmp_path / "fs", store, "v1").sync(table)
-    assert TokenIvf(tmp_path / "fs", store, "v2").sync(table).state["identity"] == "v2"
+    other = TokenIvf(tmp_path / "fs", store, "v2").sync(table)
+    assert other.state["identity"] == other.files.identity != stage.state["identity"]
     rows = store.n_rows()
     assert not stage.files.drifted(rows)
     assert stage.files.drifted(int(ivf_files.RETRAIN_GROWTH * stage.state["trained_on"]) + 1)

@@ -64,3 +64,18 @@ def test_positions_find_ids_in_sorted_and_unsorted_tables():
     assert positions(np.array([3, 5, 9]), np.array([4, 9]), missing=-1).tolist() == [-1, 2]
     assert rows_of(_table([7, 2, 5]), np.array([5, 6, 7])).tolist() == [2, 0]
     assert rows_of(_table([]), np.array([1])).tolist() == []
+
+
+def test_a_read_only_column_is_checked_once_and_other_arrays_every_time():
+    """Whether a page-table column ascends is remembered for that (read-only) array only."""
+    column = np.array([3, 5, 9])
+    column.setflags(write=False)
+    assert positions(column, np.array([9, 3])).tolist() == [2, 0]
+    assert positions(column, np.array([5])).tolist() == [1]  # remembered
+    other = np.array([9, 3, 5])  # same length, not sorted: checked again
+    other.setflags(write=False)
+    assert positions(other, np.array([5, 9])).tolist() == [2, 0]
+    writable = np.array([3, 5, 9])
+    assert positions(writable, np.array([9])).tolist() == [2]
+    writable[:] = [9, 5, 3]  # changed in place: a writable array is never taken on trust
+    assert positions(writable, np.array([9])).tolist() == [0]
