@@ -47,6 +47,10 @@ def main() -> None:
     queries = load_queries(Path(args.queries))
     report = {"index": args.index, "queries": len(queries), "results": {}}
     with Index.open(args.index) as index:
+        # built here, as an ingest's end builds them: a search never builds a first stage
+        cache = index.searcher.cache
+        if cache.token_ivf() is None or cache.page_ivf("head") is None or cache.page_ivf("dense") is None:
+            raise SystemExit(f"{args.index}: a first stage could not be built (a store without float rows?)")
         for method in args.methods.split(","):
             for within in (False, True):
                 exact = _rankings(index, queries, method, within, staged=False)

@@ -94,16 +94,18 @@ class TokenIvf:
     def state(self) -> dict:
         return self.files.state
 
-    def sync(self, live: PageTable) -> "TokenIvf | None":
+    def sync(self, live: PageTable, build: bool = True) -> "TokenIvf | None":
         """Cover every row of the store (built, extended or rebuilt as indexer.ivf_files
-        says); None below EXACT_ROWS live rows, where the exact scan is the tool."""
+        says); None below EXACT_ROWS live rows, where the exact scan is the tool, or where
+        the files do not cover the rows. build=False (a search): only extend files that
+        exist, and only if no one else is writing them."""
         rows = int(live.vec_count.sum())
         if not worth_it(rows):
             return None
         covered = self.files.sync(self.store.n_rows(), rows,
                                   lambda n: _sample(self.store, live, n, seed=0),
                                   lambda index, lo, hi: _add_rows(index, self.store, lo, hi),
-                                  may_build=rows <= MAX_BUILD_ROWS)
+                                  may_build=build and rows <= MAX_BUILD_ROWS, wait=build)
         return self if covered else None
 
     # -- searching ----------------------------------------------------------------------

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 FORMAT = 1
 POINTS_PER_CENTROID = 40  # k-means sample per coarse centroid (FAISS asks for at least 39)
@@ -87,37 +87,55 @@ class IvfFiles:
         return int(self.base.nlist)
 
     def sync(self, bound: int, live: int, sample: Callable[[int], np.ndarray],
-             add: Callable[[object, int, int], None], may_build: bool = True) -> bool:
+             add: Callable[[object, int, int], None], may_build: bool = True, wait: bool = True) -> bool:
         """Cover every item with an id below `bound`. live: how many items are live now (the
         size the centroids are for); sample(n): about n live vectors to fit on; add(index,
         lo, hi): put the items with ids in [lo, hi) into a FAISS index. may_build=False: only
-        extend files that exist (no build, no rebuild for drift). Returns whether files
-        cover the items."""
-        with self._lock:
-            if self.state and self.state["bound"] >= bound and not (may_build and self.drifted(live)):
-                return True  # in step: no file touched, no lock taken
+        extend files that exist (no build, no rebuild for drift). wait=False: give up at once
+        when another thread or process is writing the files (a build can take minutes).
+        Returns whether files cover the items."""
+        if self._in_step(bound, live, may_build):
+            return True  # no file touched, no lock taken
+        if not self._lock.acquire(blocking=wait):
+            return False
+        try:
+            if self._in_step(bound, live, may_build):
+                return True
             self.folder.mkdir(parents=True, exist_ok=True)
             # One writer of these files at a time, across processes and across the readers of
             # one process; each starts from what is on disk now, not what it read before.
-            with FileLock(self.folder / f"{self.name}.lock", thread_local=False):
-                try:
-                    if self._on_disk() != self.state:
-                        self._load()
-                    if may_build and (not self.state or self.drifted(live)):
-                        self._build(bound, live, sample, add)
-                    elif not self.state:
-                        return False
-                    elif self.state["bound"] < bound:
-                        self._extend(bound, add)
-                except RuntimeError as e:  # FAISS's way of saying a file could not be read or written
-                    raise OSError(f"the first stage in {self.folder} could not be updated: {e}") from None
+            lock = FileLock(self.folder / f"{self.name}.lock", thread_local=False)
+            try:
+                lock.acquire(timeout=-1 if wait else 0)
+            except Timeout:
+                return False
+            try:
+                if self._on_disk() != self.state:
+                    self._load()
+                if may_build and (not self.state or self.drifted(live)):
+                    self._build(bound, live, sample, add)
+                elif not self.state:
+                    return False
+                elif self.state["bound"] < bound:
+                    self._extend(bound, add)
+            except RuntimeError as e:  # FAISS's way of saying a file could not be read or written
+                raise OSError(f"the first stage in {self.folder} could not be updated: {e}") from None
+            finally:
+                lock.release()
             return True
+        finally:
+            self._lock.release()
 
-    def drifted(self, live: int) -> bool:
+    def _in_step(self, bound: int, live: int, may_build: bool) -> bool:
+        state = self.state  # one read: a writer thread replaces it whole
+        return bool(state) and state["bound"] >= bound and not (may_build and self.drifted(live, state))
+
+    def drifted(self, live: int, state: dict | None = None) -> bool:
         """Other vectors, an older format, or more live items than the centroids were fitted
         for (an id bound below the covered one is not drift: the newest items were deleted)."""
-        return (self.state.get("identity") != self.identity or self.state.get("format") != FORMAT
-                or live > RETRAIN_GROWTH * self.state["trained_on"])
+        state = self.state if state is None else state
+        return (state.get("identity") != self.identity or state.get("format") != FORMAT
+                or live > RETRAIN_GROWTH * state["trained_on"])
 
     def search(self, queries: np.ndarray, k: int, nprobe: int) -> tuple[np.ndarray, np.ndarray]:
         """(scores, ids), each (n_queries, <= k), best first; ids -1 where fewer were found."""

@@ -37,9 +37,12 @@ class PageIvf:
         self.identity = identity
         self.files = IvfFiles(folder, name, identity, _ivf_sq8)
 
-    def sync(self, live: PageTable, vectors: Callable[[PageTable], np.ndarray]) -> "PageIvf | None":
+    def sync(self, live: PageTable, vectors: Callable[[PageTable], np.ndarray],
+             build: bool = True) -> "PageIvf | None":
         """Cover every live page (vectors(table): their (n, dim) vectors); None below
-        EXACT_PAGES, where the scan is the tool."""
+        EXACT_PAGES, where the scan is the tool, or where the files do not cover the pages.
+        build=False (a search): only extend files that exist, and only if no one else is
+        writing them."""
         if not worth_it(len(live)):
             return None
         ids = live.page_ids
@@ -55,8 +58,8 @@ class PageIvf:
                 index.add_with_ids(np.ascontiguousarray(vectors(live.subset(block)), np.float32),
                                    ids[block].astype(np.int64))
 
-        self.files.sync(int(ids.max()) + 1, len(live), sample, add)
-        return self
+        covered = self.files.sync(int(ids.max()) + 1, len(live), sample, add, may_build=build, wait=build)
+        return self if covered else None
 
     def nearest(self, query: np.ndarray, n: int, nprobe: int, table: PageTable) -> np.ndarray:
         """Rows of `table` (any subset of the live pages) of the pages nearest `query`, up to n."""

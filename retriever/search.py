@@ -250,7 +250,7 @@ class Searcher:
         if not worth_it(int(table.vec_count.sum())):
             return None
         try:
-            stage = self.cache.token_ivf()
+            stage = self.cache.token_ivf(build=False)
         except OSError:  # derived data a full or read-only disk refused: scan instead
             return None
         if stage is None:
@@ -335,7 +335,7 @@ class Searcher:
         if share < MIN_POOL_SHARE:  # a narrow filter (still past EXACT_PAGES): its scan is cheaper
             return None
         try:
-            heads, windows = self.cache.page_ivf("head"), self.cache.page_ivf("dense")
+            heads, windows = self.cache.page_ivf("head", build=False), self.cache.page_ivf("dense", build=False)
         except OSError:
             return None
         if heads is None or windows is None:

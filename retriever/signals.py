@@ -113,33 +113,47 @@ class SignalCache:
         return self._bm25("bm25-documents", self._doc_ids, lambda ids: self.catalog.document_texts(None, ids)[1],
                           batch=DOCUMENTS_PER_READ, version=self._names_version())
 
-    def token_ivf(self) -> TokenIvf | None:
+    def token_ivf(self, build: bool = True) -> TokenIvf | None:
         """The main store's token first stage (maxsim), in step with the catalog; None where
-        an exact scan is the right tool (few rows, or a store without float rows: a server)."""
+        an exact scan is the right tool (few rows, or a store without float rows: a server).
+        build=False (a search): None too where files would have to be built, or are being
+        written by another thread or process: the search scans exactly rather than wait
+        (a build takes minutes at 100k pages; ingest and rm build at their end)."""
         return self._first_stage("tokens", lambda folder, identity: TokenIvf(folder, self.store, identity),
-                                 lambda stage: stage.sync(self.catalog.page_table()))
+                                 lambda stage: stage.sync(self.catalog.page_table(), build), build)
 
-    def page_ivf(self, name: str) -> PageIvf | None:
+    def page_ivf(self, name: str, build: bool = True) -> PageIvf | None:
         """hybrid's first stage for one vector signal, "head" or "dense" (the first window),
-        in step with the catalog; None below its page count or on a store without float rows."""
+        in step with the catalog; None below its page count or on a store without float rows
+        (build=False: as token_ivf)."""
         vectors = {"head": self.head_vectors, "dense": self.store.first_windows}[name]
         return self._first_stage(name, lambda folder, identity: PageIvf(folder, name, identity),
-                                 lambda stage: stage.sync(self.catalog.page_table(), vectors))
+                                 lambda stage: stage.sync(self.catalog.page_table(), vectors, build), build)
 
-    def _first_stage(self, name: str, make: Callable, sync: Callable):
+    def _first_stage(self, name: str, make: Callable, sync: Callable, build: bool):
         """A FAISS first stage (indexer.ivf_files) synced once per generation; the same object
-        is kept across generations while the vectors are the same, so a write only extends it."""
+        is kept across generations while the vectors are the same, so a write only extends it.
+        A search's None (build=False) is not kept: the next search looks again."""
         if not self.store.capabilities.float_rows:
             return None
         identity = _vectors_identity(self.store)
+        key = f"ivf-{name}"
 
-        def build(generation: int):
-            prior = self._cache.get(f"ivf-{name}")
+        def follow(generation: int):
+            prior = self._cache.get(key)
             stage = prior[1][0] if prior and prior[1][0].identity == identity \
                 else make(cache_folder(self.directory) / FIRST_STAGE_FOLDER, identity)
             return stage, sync(stage)
 
-        return self._get(f"ivf-{name}", build)[1]
+        if build:
+            return self._get(key, follow)[1]
+        generation = self.catalog.generation()
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] == generation and hit[1][1] is not None:
+            return hit[1][1]
+        stage, covered = follow(generation)
+        self._cache[key] = (generation if covered is not None else -1, (stage, covered))
+        return covered
 
     def _heads(self) -> tuple[np.ndarray, np.ndarray]:
         """(page_ids, (n, dim) float16 head vectors) of every live page, in page-table order.

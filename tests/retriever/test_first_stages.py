@@ -81,7 +81,7 @@ def test_new_pages_are_found_and_removed_ones_never_return(index, tmp_path):
 
 
 def test_a_first_stage_the_disk_refuses_falls_back_to_the_exact_scan(index, monkeypatch):
-    def refused():
+    def refused(build=True):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(index.searcher.cache, "token_ivf", refused)
@@ -108,3 +108,46 @@ def test_hybrid_from_a_pool_of_a_few_pages_still_finds_the_best_page(index, monk
         staged, exact = _both(index, question, method="hybrid", k=3)
         assert _pages(staged)[0] == _pages(exact)[0]
         assert len(staged) == 3  # the pool: BM25's, the IVFs' and the best document's pages
+
+
+def test_a_search_never_waits_for_a_first_stage_being_written(index, tmp_path):
+    """Another process holding the token IVF's lock (a build takes minutes at 100k pages):
+    a search after a write scans exactly at once; once the lock is free, the next search
+    brings the stage up to date and goes through it."""
+    from filelock import FileLock
+
+    index.search(QUESTIONS["football"], method="maxsim")
+    stage = index.searcher.cache.token_ivf()
+    bound = stage.state["bound"]
+    folder = stage.files.folder
+    write_pdf(tmp_path / "new" / "glaciers.pdf",
+              ["Glaciers carve U-shaped valleys as ice grinds the bedrock; moraines mark where the ice stopped."])
+    with index.writing():  # pages added without the ingest's own cache update
+        from docpress.ingest import ingest
+        ingest([tmp_path / "new"], index.catalog, index.lanes, "off", None, None, None)
+    question = "how do glaciers shape valleys and leave moraines"
+    with FileLock(folder / "tokens.lock", thread_local=False):
+        staged, exact = _both(index, question, k=3)
+        assert _pages(staged) == _pages(exact) and staged[0].path.endswith("glaciers.pdf")
+        assert stage.state["bound"] == bound  # not extended: the lock was not free
+    index.search(question, method="maxsim", k=3)
+    assert stage.state["bound"] > bound  # extended by the search, now that nobody writes
+
+
+def test_a_search_does_not_build_a_missing_first_stage(index, monkeypatch):
+    """Files of other vectors (an older release's) are rebuilt by the next ingest or rm, not
+    by a search, which scans exactly meanwhile."""
+    cache = index.searcher.cache
+    monkeypatch.setattr(first_stage.TokenIvf, "__init__", _renamed(first_stage.TokenIvf.__init__))
+    cache._cache.clear()
+    built = []
+    monkeypatch.setattr(first_stage.TokenIvf, "candidates", lambda *a: built.append(1))
+    hits = index.search(QUESTIONS["volcanoes"], method="maxsim", k=3)
+    assert hits and not built and cache.token_ivf(build=False) is None
+    assert cache.token_ivf() is not None  # a writer's call builds it
+
+
+def _renamed(init):
+    def other_identity(self, folder, store, identity):
+        init(self, folder, store, identity + "-other")
+    return other_identity
