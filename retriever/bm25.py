@@ -7,11 +7,13 @@ import json
 import os
 import shutil
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from retriever.bm25_flat import FlatTerms
 from retriever.bm25_segments import (
     Prepared,
     Segment,
@@ -19,9 +21,9 @@ from retriever.bm25_segments import (
     compact_counts,
     live_postings,
     merge,
-    score,
     weight,
 )
+from retriever.fusion import sparse_moments, top_of
 from retriever.lexical import TERMS_VERSION, TOKEN_PATTERN, normalize
 
 # Small segments (the writes since a merge) an index may have before they are merged into
@@ -83,6 +85,7 @@ class Bm25Index:
         self._last: tuple[np.ndarray, np.ndarray] | None = None  # (keys asked for, their rows)
         self._positions_of: tuple[np.ndarray, np.ndarray] | None = None  # (keys, _positions)
         self._prepared: Prepared | None = None  # the live texts' statistics for scoring
+        self._flat: FlatTerms | None = None  # the postings of the terms asked lately, flat
 
     # -- building -----------------------------------------------------------------------
     @classmethod
@@ -213,14 +216,20 @@ class Bm25Index:
             self._prepared = Prepared.of(self.segments, self.live)
         return self._prepared
 
+    def _flat_terms(self) -> FlatTerms:
+        if self._flat is None:
+            self._flat = FlatTerms(self.segments, self.live, self._prepare())
+        return self._flat
+
+    def _flat_scores(self, query: str) -> np.ndarray:
+        """Every row's score, the segments' rows end to end (dead rows 0)."""
+        terms = self._terms(query)
+        flat = self._flat_terms()
+        return flat.scores(terms) if terms else np.zeros(flat.n_rows, np.float32)
+
     def scores(self, query: str, keys: np.ndarray | None = None) -> np.ndarray:
         """BM25 score of every live key (or of `keys`, in that order)."""
-        n = len(self.keys) if keys is None else len(keys)
-        terms = self._terms(query)
-        if not terms:
-            return np.zeros(n, np.float32)
-        per_segment = score(self.segments, self.live, terms, self._prepare())
-        full = np.concatenate(per_segment)[self._live_rows]
+        full = self._flat_scores(query)[self._live_rows]
         if keys is None:
             return full
         rows = self.rows(keys)
@@ -230,16 +239,32 @@ class Bm25Index:
         """The nonzero entries of scores(query, keys): (their positions in `keys`, ascending;
         their scores). Most pages hold no query term, and at a million pages spelling out
         their zeros, then scaling and ranking them, took most of hybrid's first stage."""
-        terms = self._terms(query)
-        if not terms:
-            return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        flat = np.concatenate(score(self.segments, self.live, terms, self._prepare()))
+        where, values, _ = self._nonzero(query, keys)
+        order = np.argsort(where, kind="stable")
+        return where[order], values[order]
+
+    def top_scores(self, query: str, keys: np.ndarray, k: int) -> "TopScores":
+        """The best k of `keys` for the query (as fusion.top_indices of scores(query, keys))
+        and the z-scale of the scores over all of them, from the nonzero ones alone."""
+        where, values, flat = self._nonzero(query, keys)
+        rows = self.rows(keys)
+
+        def values_at(positions: np.ndarray) -> np.ndarray:
+            at = rows[positions]
+            if not len(self._live_rows):
+                return np.zeros(len(at), np.float32)
+            return np.where(at >= 0, flat[self._live_rows[np.clip(at, 0, None)]], 0.0).astype(np.float32)
+
+        return TopScores(top_of(where, values, len(keys), k), *sparse_moments(values, len(keys)), values_at)
+
+    def _nonzero(self, query: str, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(positions in `keys` of the nonzero scores, in no order; those scores; the flat
+        scores of every row)."""
+        flat = self._flat_scores(query)
         rows = np.flatnonzero(flat)
         where = self._positions(keys)[rows]
         keep = where >= 0
-        where, values = where[keep], flat[rows[keep]]
-        order = np.argsort(where, kind="stable")
-        return where[order], values[order]
+        return where[keep], flat[rows[keep]], flat
 
     def _positions(self, keys: np.ndarray) -> np.ndarray:
         """For each row of the segments end to end, the position of its key in `keys` (-1: a
@@ -291,6 +316,23 @@ class Bm25Index:
         rows = np.where(self.keys[rows] == keys, rows, -1)
         self._last = (keys, rows)
         return rows
+
+
+@dataclass
+class TopScores:
+    """A query's best keys and the z-scale of its BM25 scores over every key searched."""
+
+    top: np.ndarray  # positions in the keys, best first
+    mean: float
+    std: float
+    values_at: Callable[[np.ndarray], np.ndarray]  # the scores at positions in the keys
+
+    def standardized(self, positions: np.ndarray) -> np.ndarray:
+        """z-scores at these positions (0 where the signal is flat), as fusion.standardize
+        of the scores of every key gives them."""
+        if self.std <= 0:
+            return np.zeros(len(positions))
+        return (np.asarray(self.values_at(positions), np.float64) - self.mean) / self.std
 
 
 def follow(cache: Path, generation: int, prior: "Bm25Index | None", live_keys: Callable[[], np.ndarray],

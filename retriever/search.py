@@ -16,9 +16,6 @@ from indexer.page_first_stage import worth_it as pages_worth_it
 from indexer.stores.base import location_of
 from retriever.fusion import (
     reciprocal_ranks,
-    sparse_standardize,
-    sparse_top,
-    sparse_values,
     standardize,
     standardize_like,
     top_indices,
@@ -237,9 +234,8 @@ class Searcher:
         elif method is Method.dense:
             scores = self.dense(qv, table)
         else:  # by its nonzero pages: most pages hold no query term
-            hits = self.cache.page_bm25().sparse_scores(text, table.page_ids)
-            top = sparse_top(*hits, len(table), k)
-            return top, sparse_values(*hits, top).astype(np.float32)
+            best = self.cache.page_bm25().top_scores(text, table.page_ids, k)
+            return best.top, best.values_at(best.top)
         top = top_indices(scores, k)
         return top, scores[top]
 
@@ -341,13 +337,12 @@ class Searcher:
         if heads is None or windows is None:
             return None
         # BM25 by its nonzero pages: most pages hold no query term
-        bm25 = self.cache.page_bm25().sparse_scores(text, table.page_ids)
-        bm25_head = self.cache.head_bm25().sparse_scores(text, table.page_ids)
+        bm25 = self.cache.page_bm25().top_scores(text, table.page_ids, PAGE_POOL)
+        bm25_head = self.cache.head_bm25().top_scores(text, table.page_ids, PAGE_POOL)
         doc_ids, per_doc, where = self._document_scores(text, table)
         # the IVFs hold every page: under a filter they look as much wider as it is narrower
         wide, probes = min(int(PAGE_POOL / share), 20 * PAGE_POOL), int(np.ceil(PAGE_NPROBE / share))
-        n = len(table)
-        parts = [sparse_top(*bm25, n, PAGE_POOL), sparse_top(*bm25_head, n, PAGE_POOL),
+        parts = [bm25.top, bm25_head.top,
                  heads.nearest(qv.pooled, wide, probes, table)[:PAGE_POOL],
                  windows.nearest(qv.pooled, wide, probes, table)[:PAGE_POOL]]
         if per_doc.any():  # every page of the best documents: their signal lifts them all
@@ -359,7 +354,7 @@ class Searcher:
         sample, sample_heads = self._stats_sample(table)
         scaled = {"dense": standardize_like(self.dense(qv, subset), self.dense(qv, sample)),
                   "head": standardize_like(self.head(qv, subset), sample_heads @ qv.pooled.astype(np.float32)),
-                  "bm25_head": sparse_standardize(*bm25_head, n, pool), "bm25": sparse_standardize(*bm25, n, pool)}
+                  "bm25_head": bm25_head.standardized(pool), "bm25": bm25.standardized(pool)}
         return pool, weighted_sum(scaled, self.page_weights, lambda x: x) + per_doc[where[pool]]
 
     def _hits(self, table: PageTable, rows: np.ndarray, scores: np.ndarray, qv: QueryVectors,

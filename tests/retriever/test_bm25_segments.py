@@ -167,3 +167,32 @@ def test_an_index_from_before_ids_were_recorded_never_gives_them_twice(tmp_path,
         hits = index.search("lava volcano eruption", k=3, method="bm25")
         assert all(not h.path.endswith("espresso.pdf") or h.score == 0 for h in hits)
         assert index.search("espresso descaling", k=1, method="bm25")[0].path.endswith("espresso.pdf")
+
+
+@pytest.mark.parametrize("kept", [1 << 23, 3])
+def test_the_best_keys_and_the_z_scale_are_those_of_the_whole_scores(monkeypatch, kept):
+    """top_scores (hybrid's BM25 on large indexes): the best k and the z-scale of the scores
+    of every key, for every live key and for a filter with an unknown key; the same whether
+    the flattened postings of every term stay cached or almost none do."""
+    import retriever.bm25_flat as bm25_flat
+    from retriever.fusion import standardize, top_indices
+
+    monkeypatch.setattr(bm25_flat, "CACHED_POSTINGS", kept)
+    keys = np.arange(len(TEXTS), dtype=np.int64) * 5 + 2
+    text_of = dict(zip(keys.tolist(), TEXTS))
+    index = Bm25Index.build(keys[:6], TEXTS[:6])
+    live = np.setdiff1d(keys, keys[[1, 7]])  # two dead texts, the rest in a second segment
+    index = index.updated(live, lambda ids: [text_of[int(i)] for i in ids])
+    assert len(index.segments) == 2 and not index.live[0].all()
+    for asked in (live[::-1].copy(), np.asarray([live[3], 999_999, live[0], live[5]])):
+        for query in QUERIES + ["revenue revenue taxes"]:  # a repeated term counts twice
+            dense = index.scores(query, asked)
+            if len(asked) == len(live):  # every live text: bm25s's scores of them
+                expected = _bm25s_scores([text_of[int(k)] for k in asked], query)
+                np.testing.assert_allclose(dense, expected, rtol=1e-5, atol=1e-6)
+            for k in (1, 3, 50):
+                best = index.top_scores(query, asked, k)
+                assert best.top.tolist() == top_indices(dense, k).tolist()
+                at = np.arange(len(asked))
+                np.testing.assert_array_equal(best.values_at(at), dense)
+                np.testing.assert_allclose(best.standardized(at), standardize(dense), atol=1e-9)

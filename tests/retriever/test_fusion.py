@@ -7,8 +7,9 @@ import pytest
 
 from retriever.fusion import (
     reciprocal_ranks,
-    sparse_standardize,
+    sparse_moments,
     sparse_top,
+    top_of,
     sparse_values,
     standardize,
     top_indices,
@@ -61,6 +62,10 @@ def test_a_signal_given_by_its_nonzero_pages_scales_and_ranks_as_the_whole(nonze
     dense[positions] = rng.choice([0.5, 1.0, 2.5], nonzero)  # ties, as BM25 has
     values = dense[positions]
     at = np.sort(rng.choice(n, 200, replace=False))
-    np.testing.assert_allclose(sparse_standardize(positions, values, n, at), standardize(dense)[at], atol=1e-9)
+    mean, std = sparse_moments(values, n)
+    scaled = (sparse_values(positions, values, at) - mean) / std if std > 0 else np.zeros(len(at))
+    np.testing.assert_allclose(scaled, standardize(dense)[at], atol=1e-9)
+    shuffled = rng.permutation(len(positions))  # positions in any order: the same best k
+    assert top_of(positions[shuffled], values[shuffled], n, k).tolist() == top_indices(dense, k).tolist()
     assert sparse_top(positions, values, n, k).tolist() == top_indices(dense, k).tolist()
     np.testing.assert_array_equal(sparse_values(positions, values, at), dense[at])
