@@ -47,33 +47,37 @@ def word_of(token: str) -> str:
 
 
 def match_regions(query: np.ndarray, tokens: list[str], vectors: np.ndarray, boxes: np.ndarray,
-                  top: int = TOP_REGIONS) -> tuple[list[Region], Heat]:
+                  top: int = TOP_REGIONS, sims: np.ndarray | None = None) -> tuple[list[Region], Heat]:
     """The strongest regions and the heat of every page vector.
 
     query: (n_query_tokens, dim) float32 unit rows; tokens: their strings (punctuation and
-    special tokens weigh 0 and match nothing); vectors: (n, dim) page vectors; boxes: (n, 4).
+    special tokens weigh 0 and match nothing); vectors: (n, dim) page vectors; boxes: (n, 4);
+    sims: query @ vectors.T when the caller has it (the snippet needs it too).
     """
     if len(vectors) == 0 or len(query) == 0:
         return [], Heat(np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
-    weights = token_weights(tokens)
-    live = weights > 0
-    sims = query[live] @ vectors.T  # (live tokens, n)
+    live = token_weights(tokens) > 0
+    sims = (query[live] @ vectors.T) if sims is None else sims[live]  # (live tokens, n)
     if sims.size == 0:
         return [], Heat(np.asarray(boxes, np.float32), np.zeros(len(vectors), np.float32))
     per_vector = sims.max(0)
     floor, peak = float(np.median(per_vector)), float(per_vector.max())
     heat = np.clip((per_vector - floor) / max(peak - floor, 1e-6), 0.0, 1.0).astype(np.float32)
     best = sims.argmax(1)  # each live token's best vector: what MaxSim sums
+    best_sim = sims[np.arange(len(best)), best]
+    # one region a vector some token picked, in the order they were first picked, scored by
+    # its best token; only the strongest `top` are made (a hit's 10 pages, each query's)
+    picked, first, which = np.unique(best, return_index=True, return_inverse=True)
+    score = np.full(len(picked), -np.inf, np.float32)
+    np.maximum.at(score, which, best_sim)
+    in_order = np.argsort(first, kind="stable")
+    strongest = in_order[np.argsort(-score[in_order], kind="stable")][:top]
     live_tokens = [t for t, keep in zip(tokens, live) if keep]
-    by_vector: dict[int, list[int]] = {}
-    for t, v in enumerate(best):
-        by_vector.setdefault(int(v), []).append(t)
     regions = []
-    for v, ts in by_vector.items():
-        words = list(dict.fromkeys(word_of(live_tokens[t]) for t in ts))
-        regions.append(Region(tuple(float(c) for c in boxes[v]), float(sims[ts, v].max()), words))
-    regions.sort(key=lambda r: -r.score)
-    return regions[:top], Heat(np.asarray(boxes, np.float32), heat)
+    for i in strongest:
+        words = list(dict.fromkeys(word_of(live_tokens[t]) for t in np.flatnonzero(which == i)))
+        regions.append(Region(tuple(float(c) for c in boxes[picked[i]]), float(score[i]), words))
+    return regions, Heat(np.asarray(boxes, np.float32), heat)
 
 
 def paint(image, heat: Heat, regions: list[Region], page_size: tuple[float, float]):

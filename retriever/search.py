@@ -365,8 +365,9 @@ class Searcher:
             row = self.catalog.page(page_id)
             doc = docs.get(row.doc_id) or docs.setdefault(row.doc_id, self.catalog.document(row.doc_id))
             vectors = self.main.store.page_vectors(page_id, location_of(table, int(i)))
-            text, boxes = snippet(row.text, vectors, qv.vectors)
-            regions, heat = match_regions(qv.vectors, qv.tokens, vectors.vectors, vectors.boxes)
+            sims = qv.vectors @ vectors.vectors.T if len(vectors.vectors) and len(qv.vectors) else None
+            text, boxes = snippet(row.text, vectors, qv.vectors, sims=sims)
+            regions, heat = match_regions(qv.vectors, qv.tokens, vectors.vectors, vectors.boxes, sims=sims)
             # An identical copy still on disk stands in for a file that is gone.
             paths = [doc.path, *self.catalog.aliases(doc.id).get(doc.id, [])]
             present = [p for p in paths if os.path.exists(p)]

@@ -32,10 +32,12 @@ def best_window(n_words: int, focus: np.ndarray, weights: np.ndarray,
     return start, start + width
 
 
-def snippet(text: str, page_vectors, query: np.ndarray, width: int = SNIPPET_WORDS) -> tuple[str, list]:
+def snippet(text: str, page_vectors, query: np.ndarray, width: int = SNIPPET_WORDS,
+            sims: np.ndarray | None = None) -> tuple[str, list]:
     """The best-matching text of a page and the boxes of the regions that matched.
 
-    page_vectors: PageVectors of the page; query: (n_query_tokens, dim) float32.
+    page_vectors: PageVectors of the page; query: (n_query_tokens, dim) float32; sims:
+    query @ page_vectors.vectors.T when the caller has it.
     Vectors tied to no word (words == -1, e.g. the optical lane's grid cells) do not place the
     text window, which then falls back to the page's opening words; their boxes are still
     returned, as they show where on the page the query matched.
@@ -45,7 +47,11 @@ def snippet(text: str, page_vectors, query: np.ndarray, width: int = SNIPPET_WOR
         return "", []
     if len(page_vectors.vectors) == 0 or len(query) == 0:
         return " ".join(words[:width]), []
-    best, scores = best_matches(query, page_vectors.vectors)
+    if sims is None:
+        best, scores = best_matches(query, page_vectors.vectors)
+    else:
+        best = sims.argmax(1)
+        scores = sims[np.arange(len(best)), best]
     focus = page_vectors.words[best].astype(np.int64)
     weights = np.clip(scores, 0.0, None)
     worded = focus >= 0  # a -1 must not count as the page's first word
