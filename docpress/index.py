@@ -507,8 +507,16 @@ class Index:
     @classmethod
     def repair(cls, directory: str | Path | None = None, wait: bool = True,
                on_wait: Callable[[str], None] | None = None) -> RepairReport:
-        """Bring a damaged index back to its last consistent state (docpress.repair)."""
-        return repair_index(Path(directory or default_index_path()), wait, on_wait)
+        """Bring a damaged index back to its last consistent state (docpress.repair), then
+        rebuild its search caches: repair deletes them, and a search builds no first stage."""
+        directory = Path(directory or default_index_path())
+        report = repair_index(directory, wait, on_wait)
+        try:
+            with cls.open(directory) as index:
+                index.warm_caches()
+        except (DocpressError, OSError):
+            pass  # derived data: the next ingest or rm builds them
+        return report
 
     @property
     def searcher(self):

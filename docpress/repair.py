@@ -10,8 +10,8 @@ In order, under the writer lock:
 4. a tuned head that does not match its hash: the tuned lane is dropped.
 5. every page's rows verified; documents with any missing or torn row are dropped (whole
    documents, so the next `ingest` of their files adds them back complete).
-6. derived caches deleted (rebuilt on the next search), then a compaction writes the live
-   rows into fresh files and deletes the rest.
+6. derived caches deleted, then a compaction writes the live rows into fresh files and
+   deletes the rest. Index.repair then rebuilds the caches (a search builds no first stage).
 """
 
 from __future__ import annotations

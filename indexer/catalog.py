@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from docpress.errors import CorruptIndexError
+from indexer import page_table_file
 from indexer.catalog_backup import CatalogBackup, RecordingConnection
+from indexer.layout import CACHE_FOLDER
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -482,17 +484,36 @@ class Catalog:
         cached = self._pages_cache
         if cached is not None and cached[0] == generation and not self._writing:
             return cached[1]
-        rows = self.db.execute(
-            "SELECT id, doc_id, number, vec_start, vec_count, pool_start, pool_count FROM pages "
-            "ORDER BY vec_start, id").fetchall()
-        arr = np.asarray(rows, dtype=np.int64).reshape(-1, 7)
-        columns = [np.ascontiguousarray(arr[:, i]) for i in range(7)]
-        for column in columns:
-            column.setflags(write=False)  # shared by every search of this generation
+        # Committed states are read from the columns file another reader wrote, if any
+        # (indexer.page_table_file); inside a write, always from SQL (uncommitted rows).
+        stamp = None if self._writing else self._table_stamp(generation)
+        columns = page_table_file.load(self._table_folder, stamp) if stamp else None
+        if columns is None:
+            rows = self.db.execute(
+                "SELECT id, doc_id, number, vec_start, vec_count, pool_start, pool_count FROM pages "
+                "ORDER BY vec_start, id").fetchall()
+            columns = np.ascontiguousarray(np.asarray(rows, dtype=np.int64).reshape(-1, 7).T)
+            columns.setflags(write=False)  # shared by every search of this generation
+            if stamp:
+                try:
+                    page_table_file.save(self._table_folder, stamp, columns)
+                except OSError:  # a full or read-only disk: the next reader reads SQL too
+                    pass
         table = PageTable(*columns)
         if not self._writing:
             self._pages_cache = (generation, table)
         return table
+
+    @property
+    def _table_folder(self) -> Path:
+        return self.path.parent / CACHE_FOLDER
+
+    def _table_stamp(self, generation: int) -> tuple:
+        """What names a committed state of the pages: the generation, this file's identity
+        and its largest page id and row offset (both read from indexes, not a scan)."""
+        top_id, top_row = self.db.execute("SELECT MAX(id), MAX(vec_start) FROM pages").fetchone()
+        return generation, self.path.stat().st_ino, top_id if top_id is not None else -1, \
+            top_row if top_row is not None else -1
 
     def counts(self) -> dict:
         docs, pages = self.db.execute(
