@@ -32,14 +32,52 @@ def _vectors_identity(store: VectorStore) -> str:
 
 
 def _load_heads(path: Path):
-    """(page_ids, float16 heads, vectors identity, generation, vec_starts) saved by a reader,
-    or None."""
+    """(page_ids, SavedHeads, vectors identity, generation, vec_starts) saved by a reader, or
+    None. The heads themselves are read when needed, a block at a time (SavedHeads)."""
     try:
         with np.load(path) as saved:
-            return (saved["page_ids"], saved["heads"].astype(np.float16, copy=False), str(saved["identity"]),
-                    int(saved["generation"]), saved["vec_start"])
+            if "heads" not in saved.files:
+                return None
+            return (saved["page_ids"], SavedHeads(path), str(saved["identity"]), int(saved["generation"]),
+                    saved["vec_start"])
     except Exception:  # noqa: BLE001 - missing, damaged or older: derived data, rebuilt
         return None
+
+
+class SavedHeads:
+    """The head vectors in a saved heads.npz, read from the file when needed: whole, or a
+    block of rows at a time into the new array, so that a million saved heads (768 MB) are
+    never in memory beside the million new ones while they are carried over."""
+
+    BLOCK = 65536
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def whole(self) -> np.ndarray:
+        with np.load(self.path) as saved:
+            return saved["heads"].astype(np.float16, copy=False)
+
+    def rows_into(self, target: np.ndarray, to: np.ndarray, rows: np.ndarray) -> None:
+        """target[to] = saved[rows], reading the saved rows in order, a block at a time."""
+        import zipfile
+
+        order = np.argsort(rows, kind="stable")
+        rows, to = rows[order], to[order]
+        with zipfile.ZipFile(self.path) as archive, archive.open("heads.npy") as fh:
+            version = np.lib.format.read_magic(fh)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read_header(fh)
+            if fortran or len(shape) != 2 or shape[1] != target.shape[1]:
+                raise ValueError(f"{self.path}: heads of another shape")
+            for lo in range(0, shape[0], self.BLOCK):
+                hi = min(shape[0], lo + self.BLOCK)
+                data = fh.read((hi - lo) * shape[1] * dtype.itemsize)
+                a, b = np.searchsorted(rows, [lo, hi])
+                if a < b:
+                    block = np.frombuffer(data, dtype).reshape(hi - lo, shape[1])
+                    target[to[a:b]] = block[rows[a:b] - lo]
 
 
 def _copy_rows(target: np.ndarray, to: np.ndarray, source: np.ndarray, rows: np.ndarray,
@@ -166,32 +204,47 @@ class SignalCache:
         def build(generation: int):
             path = cache_folder(self.directory) / "heads.npz"
             prior = self._cache.get("heads")
-            prior = prior[1] if prior else _load_heads(path)
+            prior = prior[1] if prior else _load_heads(path)  # from disk: the heads not read yet
             everything = self.catalog.page_table()
             if prior is not None and prior[2] == identity and int(prior[3]) == generation:
-                return prior
+                if isinstance(prior[1], SavedHeads):
+                    try:
+                        return (prior[0], prior[1].whole(), *prior[2:])
+                    except Exception:  # noqa: BLE001 - damaged since: rebuilt below
+                        prior = None
+                else:
+                    return prior
             heads = np.zeros((len(everything), self.store.dim), np.float16)
             fresh = np.ones(len(everything), bool)
             carried = False  # rows taken over from `prior`
             # Carried over by page id and rows: the catalog never gives a page id twice, and
             # local rows are only appended (a server store's pages all have vec_start -1).
             ahead = len(prior[0]) if prior is not None else 0
-            if prior is not None and prior[2] == identity and 0 < ahead <= len(everything) and \
-                    np.array_equal(everything.page_ids[:ahead], prior[0]) and \
-                    np.array_equal(everything.vec_start[:ahead], prior[4]):
-                # pages were only appended: one copy of the old rows, no gather (1M pages: 1.2 s)
-                heads[:ahead] = prior[1]
-                fresh[:ahead] = False
-                carried = True
-            elif prior is not None and prior[2] == identity and len(prior[0]):
-                order = np.argsort(prior[0])
-                where = np.clip(np.searchsorted(prior[0], everything.page_ids, sorter=order), 0, len(order) - 1)
-                # same page and same rows (an id freed by a delete may be given again)
-                known = (prior[0][order[where]] == everything.page_ids) & \
-                    (prior[4][order[where]] == everything.vec_start)
-                _copy_rows(heads, np.flatnonzero(known), prior[1], order[where[known]])
-                fresh = ~known
-                carried = True
+            try:
+                if prior is not None and prior[2] == identity and 0 < ahead <= len(everything) and \
+                        np.array_equal(everything.page_ids[:ahead], prior[0]) and \
+                        np.array_equal(everything.vec_start[:ahead], prior[4]):
+                    # pages were only appended: the old rows in one piece, no gather (1M: 1.2 s)
+                    if isinstance(prior[1], SavedHeads):
+                        prior[1].rows_into(heads, np.arange(ahead), np.arange(ahead))
+                    else:
+                        heads[:ahead] = prior[1]
+                    fresh[:ahead] = False
+                    carried = True
+                elif prior is not None and prior[2] == identity and len(prior[0]):
+                    order = np.argsort(prior[0])
+                    where = np.clip(np.searchsorted(prior[0], everything.page_ids, sorter=order), 0, len(order) - 1)
+                    # same page and same rows (an id freed by a delete may be given again)
+                    known = (prior[0][order[where]] == everything.page_ids) & \
+                        (prior[4][order[where]] == everything.vec_start)
+                    if isinstance(prior[1], SavedHeads):
+                        prior[1].rows_into(heads, np.flatnonzero(known), order[where[known]])
+                    else:
+                        _copy_rows(heads, np.flatnonzero(known), prior[1], order[where[known]])
+                    fresh = ~known
+                    carried = True
+            except Exception:  # noqa: BLE001 - the saved heads damaged since their state was read
+                fresh[:], carried = True, False
             if fresh.any():
                 heads[fresh] = self.store.head_vectors(everything.subset(np.flatnonzero(fresh)), HEAD_TOKENS)
             # Saved when most of it is new; a few new pages are cheap for each reader to add,

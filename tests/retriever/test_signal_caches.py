@@ -99,3 +99,47 @@ def test_a_few_new_heads_are_not_saved_again_but_every_reader_gets_them(tmp_path
         table = reader.catalog.page_table()
         np.testing.assert_array_equal(reader.searcher.cache.head_vectors(table), _expected(reader))
         assert asked == [2]
+
+
+def test_saved_heads_are_carried_over_a_block_at_a_time_after_deletes(tmp_path, encoder, monkeypatch):
+    """A reader whose saved heads are of an older state (a document removed, one added) reads
+    the kept rows from the file in blocks, never the whole saved array beside the new one; a
+    file damaged after its state was read costs a recomputation, not an answer."""
+    import retriever.signals as signals
+
+    import docpress.index
+
+    monkeypatch.setattr(signals.SavedHeads, "BLOCK", 2)
+    monkeypatch.setattr(docpress.index, "AUTO_COMPACT_SHARE", 1.0)  # rows stay where they are
+    names = list(TOPICS)
+    for name in names:
+        write_pdf(tmp_path / "docs" / f"{name}.pdf", [TOPICS[name], TOPICS[name].upper(), TOPICS[name][::-1]])
+    files = {n: tmp_path / "docs" / f"{n}.pdf" for n in names}
+    with Index.create(tmp_path / "ix", encoder=encoder) as index:
+        index.add([files[n] for n in names[:-1]], compression="none")  # saves the heads
+    with Index.open(tmp_path / "ix") as writer:  # another process: a delete and an add, caches cold
+        writer.warm_caches = lambda: None
+        writer.remove(f"*{names[1]}.pdf")
+        writer.add([files[names[-1]]], compression="none")
+    blocks = []
+    real = signals.SavedHeads.rows_into
+    monkeypatch.setattr(signals.SavedHeads, "rows_into", lambda self, *a: blocks.append(1) or real(self, *a))
+    with Index.open(tmp_path / "ix") as reader:
+        asked = _counting(monkeypatch, reader.store)
+        table = reader.catalog.page_table()
+        np.testing.assert_array_equal(reader.searcher.cache.head_vectors(table), _expected(reader))
+        assert asked == [3] and blocks  # only the new document's pages computed; the rest read in blocks
+    saved = tmp_path / "ix" / "cache" / "heads.npz"
+    with Index.open(tmp_path / "ix") as writer:  # one more page elsewhere: the saved heads are behind again
+        writer.warm_caches = lambda: None
+        writer.remove(f"*{names[2]}.pdf")
+    with Index.open(tmp_path / "ix") as reader:
+        monkeypatch.setattr(signals.SavedHeads, "rows_into", _broken)
+        asked = _counting(monkeypatch, reader.store)
+        table = reader.catalog.page_table()
+        np.testing.assert_array_equal(reader.searcher.cache.head_vectors(table), _expected(reader))
+        assert asked == [len(table)] and saved.exists()  # every head computed again
+
+
+def _broken(*args):
+    raise OSError(5, "Input/output error")
