@@ -329,6 +329,7 @@ class Index:
         """Re-code every page with a compression preset ("balanced", "compact", "tiny") or an
         explicit config, fitted on this index's pages (only on `fit_page_ids` when given);
         returns the manifest's new record."""
+        outermost = not self.writer.held
         with self.writing():
             new = compress_store(self.directory, self.manifest, self.catalog, self.store, config,
                                  seed=seed, progress=progress, fit_page_ids=fit_page_ids)
@@ -337,17 +338,23 @@ class Index:
             self._reopen_parts()
             if self.tuned is not None:  # project its rows from the new codes now, not on a first search
                 self.tuned.store.catch_up()
-            return self.manifest.compression
+            record = self.manifest.compression
+        if outermost:  # other vectors: the first stages are built again now (a search does not)
+            self.warm_caches()
+        return record
 
     def compact(self) -> CompactReport:
         """Rewrite the live rows of every lane into new files and delete the dead ones (rows of
         removed or replaced documents, older generations); crash-safe like compress."""
+        outermost = not self.writer.held
         with self.writing():
             report = compact_index(self.directory, self.manifest, self.catalog, self.lanes)
             self._reopen_parts()
             if self.tuned is not None:
                 self.tuned.store.catch_up()
-            return report
+        if outermost:  # rows moved: the first stages are built again now (a search does not)
+            self.warm_caches()
+        return report
 
     def check(self, deep: bool = False) -> CheckReport:
         """Integrity of the index: file lengths against the catalog (and with deep, SQLite's

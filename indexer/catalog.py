@@ -480,25 +480,28 @@ class Catalog:
         return table.subset(np.isin(table.doc_ids, keep))
 
     def _live_pages(self) -> PageTable:
-        generation = self.generation()
-        cached = self._pages_cache
-        if cached is not None and cached[0] == generation and not self._writing:
-            return cached[1]
-        # Committed states are read from the columns file another reader wrote, if any
-        # (indexer.page_table_file); inside a write, always from SQL (uncommitted rows).
-        stamp = None if self._writing else self._table_stamp(generation)
-        columns = page_table_file.load(self._table_folder, stamp) if stamp else None
-        if columns is None:
-            rows = self.db.execute(
-                "SELECT id, doc_id, number, vec_start, vec_count, pool_start, pool_count FROM pages "
-                "ORDER BY vec_start, id").fetchall()
-            columns = np.ascontiguousarray(np.asarray(rows, dtype=np.int64).reshape(-1, 7).T)
-            columns.setflags(write=False)  # shared by every search of this generation
-            if stamp:
-                try:
-                    page_table_file.save(self._table_folder, stamp, columns)
-                except OSError:  # a full or read-only disk: the next reader reads SQL too
-                    pass
+        # one committed state for the generation, the stamp and the rows: a file saved under a
+        # stamp must hold that stamp's pages
+        with self.snapshot():
+            generation = self.generation()
+            cached = self._pages_cache
+            if cached is not None and cached[0] == generation and not self._writing:
+                return cached[1]
+            # Committed states are read from the columns file another reader wrote, if any
+            # (indexer.page_table_file); inside a write, always from SQL (uncommitted rows).
+            stamp = None if self._writing else self._table_stamp(generation)
+            columns = page_table_file.load(self._table_folder, stamp) if stamp else None
+            if columns is None:
+                rows = self.db.execute(
+                    "SELECT id, doc_id, number, vec_start, vec_count, pool_start, pool_count FROM pages "
+                    "ORDER BY vec_start, id").fetchall()
+                columns = np.ascontiguousarray(np.asarray(rows, dtype=np.int64).reshape(-1, 7).T)
+                columns.setflags(write=False)  # shared by every search of this generation
+                if stamp:
+                    try:
+                        page_table_file.save(self._table_folder, stamp, columns)
+                    except OSError:  # a full or read-only disk: the next reader reads SQL too
+                        pass
         table = PageTable(*columns)
         if not self._writing:
             self._pages_cache = (generation, table)

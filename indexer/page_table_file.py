@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
 
 PREFIX = "page-table-"
 COLUMNS = 7  # id, doc_id, number, vec_start, vec_count, pool_start, pool_count
+ORPHAN_AGE = 600  # seconds after which a temporary file is a dead writer's
 
 
 def _path(folder: Path, stamp: tuple) -> Path:
@@ -28,12 +30,18 @@ def _path(folder: Path, stamp: tuple) -> Path:
 
 def load(folder: Path, stamp: tuple) -> np.ndarray | None:
     """The (COLUMNS, n) columns written for this state, mapped read-only; None when there are
-    none or they are not whole."""
+    none, they are not whole, or their largest page id and row offset are not the stamp's
+    (the stamp's last two parts)."""
     try:
         columns = np.load(_path(folder, stamp), mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError):
         return None
     if columns.ndim != 2 or columns.shape[0] != COLUMNS or columns.dtype != np.int64:
+        return None
+    top_id, top_row = stamp[-2:]
+    if columns.shape[1] == 0:
+        return np.asarray(columns) if top_id == -1 else None
+    if int(columns[0].max()) != top_id or int(columns[3].max()) != top_row:
         return None
     return np.asarray(columns)  # a plain read-only view: slicing a memmap subclass costs more
 
@@ -54,3 +62,6 @@ def save(folder: Path, stamp: tuple, columns: np.ndarray) -> None:
     for old in folder.glob(f"{PREFIX}*.npy"):
         if old != target:
             old.unlink(missing_ok=True)
+    for torn in folder.glob(f".{PREFIX}*.tmp-*"):  # a writer that died half way
+        if time.time() - torn.stat().st_mtime > ORPHAN_AGE:
+            torn.unlink(missing_ok=True)

@@ -38,8 +38,9 @@ def _load_heads(path: Path):
         with np.load(path) as saved:
             if "heads" not in saved.files:
                 return None
-            return (saved["page_ids"], SavedHeads(path), str(saved["identity"]), int(saved["generation"]),
-                    saved["vec_start"])
+            page_ids, identity, generation = saved["page_ids"], str(saved["identity"]), int(saved["generation"])
+            return page_ids, SavedHeads(path, identity, generation, len(page_ids)), identity, generation, \
+                saved["vec_start"]
     except Exception:  # noqa: BLE001 - missing, damaged or older: derived data, rebuilt
         return None
 
@@ -51,12 +52,22 @@ class SavedHeads:
 
     BLOCK = 65536
 
-    def __init__(self, path: Path):
-        self.path = path
+    def __init__(self, path: Path, identity: str, generation: int, n: int):
+        self.path, self.identity, self.generation, self.n = path, identity, generation, n
+
+    def _check(self, archive) -> None:
+        """The file is still the one whose ids were read (another reader may have replaced
+        it since): else ValueError, and the caller computes the heads again."""
+        if str(archive["identity"]) != self.identity or int(archive["generation"]) != self.generation:
+            raise ValueError(f"{self.path} was replaced")
 
     def whole(self) -> np.ndarray:
         with np.load(self.path) as saved:
-            return saved["heads"].astype(np.float16, copy=False)
+            self._check(saved)
+            heads = saved["heads"].astype(np.float16, copy=False)
+        if heads.shape[0] != self.n:
+            raise ValueError(f"{self.path}: {heads.shape[0]} heads for {self.n} pages")
+        return heads
 
     def rows_into(self, target: np.ndarray, to: np.ndarray, rows: np.ndarray) -> None:
         """target[to] = saved[rows], reading the saved rows in order, a block at a time."""
@@ -64,20 +75,27 @@ class SavedHeads:
 
         order = np.argsort(rows, kind="stable")
         rows, to = rows[order], to[order]
-        with zipfile.ZipFile(self.path) as archive, archive.open("heads.npy") as fh:
-            version = np.lib.format.read_magic(fh)
-            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                           else np.lib.format.read_array_header_2_0)
-            shape, fortran, dtype = read_header(fh)
-            if fortran or len(shape) != 2 or shape[1] != target.shape[1]:
-                raise ValueError(f"{self.path}: heads of another shape")
-            for lo in range(0, shape[0], self.BLOCK):
-                hi = min(shape[0], lo + self.BLOCK)
-                data = fh.read((hi - lo) * shape[1] * dtype.itemsize)
-                a, b = np.searchsorted(rows, [lo, hi])
-                if a < b:
-                    block = np.frombuffer(data, dtype).reshape(hi - lo, shape[1])
-                    target[to[a:b]] = block[rows[a:b] - lo]
+        with open(self.path, "rb") as raw:  # one open file for the check and the rows
+            with np.load(raw) as saved:
+                self._check(saved)
+            raw.seek(0)
+            with zipfile.ZipFile(raw) as archive, archive.open("heads.npy") as fh:
+                self._rows_into(fh, target, to, rows)
+
+    def _rows_into(self, fh, target: np.ndarray, to: np.ndarray, rows: np.ndarray) -> None:
+        version = np.lib.format.read_magic(fh)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        shape, fortran, dtype = read_header(fh)
+        if fortran or len(shape) != 2 or shape[0] != self.n or shape[1] != target.shape[1]:
+            raise ValueError(f"{self.path}: heads of another shape")
+        for lo in range(0, shape[0], self.BLOCK):
+            hi = min(shape[0], lo + self.BLOCK)
+            data = fh.read((hi - lo) * shape[1] * dtype.itemsize)
+            a, b = np.searchsorted(rows, [lo, hi])
+            if a < b:
+                block = np.frombuffer(data, dtype).reshape(hi - lo, shape[1])
+                target[to[a:b]] = block[rows[a:b] - lo]
 
 
 def _copy_rows(target: np.ndarray, to: np.ndarray, source: np.ndarray, rows: np.ndarray,
@@ -181,16 +199,17 @@ class SignalCache:
             prior = self._cache.get(key)
             stage = prior[1][0] if prior and prior[1][0].identity == identity \
                 else make(cache_folder(self.directory) / FIRST_STAGE_FOLDER, identity)
-            return stage, sync(stage)
+            return stage, sync(stage), build
 
-        if build:
-            return self._get(key, follow)[1]
         generation = self.catalog.generation()
         hit = self._cache.get(key)
-        if hit is not None and hit[0] == generation and hit[1][1] is not None:
+        # a writer's call (build) is not answered by a search's sync of this generation, which
+        # neither built nor checked for drift; a search's None is never kept
+        if hit is not None and hit[0] == generation and (hit[1][2] or not build) and \
+                (build or hit[1][1] is not None):
             return hit[1][1]
-        stage, covered = follow(generation)
-        self._cache[key] = (generation if covered is not None else -1, (stage, covered))
+        stage, covered, built = follow(generation)
+        self._cache[key] = (generation if build or covered is not None else -1, (stage, covered, built))
         return covered
 
     def _heads(self) -> tuple[np.ndarray, np.ndarray]:

@@ -96,3 +96,14 @@ class _Spy:
 
     def __getattr__(self, name):
         return getattr(self._db, name)
+
+
+def test_a_file_whose_pages_are_not_its_names_is_not_used(tmp_path):
+    """The largest page id and row offset in the file must be the stamp's (a zeroed or
+    foreign file under the right name)."""
+    catalog = Catalog(tmp_path / "catalog.sqlite")
+    _add(catalog, "alpha", 3, 0)
+    expected = _columns(catalog.page_table())
+    (path,) = (tmp_path / "cache").glob("page-table-*.npy")
+    np.save(path, np.zeros((page_table_file.COLUMNS, 3), np.int64))
+    assert _columns(Catalog(tmp_path / "catalog.sqlite").page_table()) == expected

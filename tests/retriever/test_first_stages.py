@@ -151,3 +151,14 @@ def _renamed(init):
     def other_identity(self, folder, store, identity):
         init(self, folder, store, identity + "-other")
     return other_identity
+
+
+def test_compaction_builds_the_first_stages_of_the_new_rows(index, monkeypatch):
+    """compact moves every row (other vectors to the first stage); a search builds nothing,
+    so compact builds them at its end."""
+    index.remove("*football.pdf")
+    index.compact()
+    cache = index.searcher.cache
+    assert cache.token_ivf(build=False) is not None and cache.page_ivf("head", build=False) is not None
+    staged, exact = _both(index, QUESTIONS["volcanoes"], k=3)
+    assert _pages(staged) == _pages(exact)
