@@ -329,8 +329,7 @@ class Index:
         """Re-code every page with a compression preset ("balanced", "compact", "tiny") or an
         explicit config, fitted on this index's pages (only on `fit_page_ids` when given);
         returns the manifest's new record."""
-        outermost = not self.writer.held
-        with self.writing():
+        with self._rewriting():
             new = compress_store(self.directory, self.manifest, self.catalog, self.store, config,
                                  seed=seed, progress=progress, fit_page_ids=fit_page_ids)
             if new is self.store:
@@ -338,23 +337,28 @@ class Index:
             self._reopen_parts()
             if self.tuned is not None:  # project its rows from the new codes now, not on a first search
                 self.tuned.store.catch_up()
-            record = self.manifest.compression
-        if outermost:  # other vectors: the first stages are built again now (a search does not)
-            self.warm_caches()
-        return record
+            return self.manifest.compression
 
     def compact(self) -> CompactReport:
         """Rewrite the live rows of every lane into new files and delete the dead ones (rows of
         removed or replaced documents, older generations); crash-safe like compress."""
-        outermost = not self.writer.held
-        with self.writing():
+        with self._rewriting():
             report = compact_index(self.directory, self.manifest, self.catalog, self.lanes)
             self._reopen_parts()
             if self.tuned is not None:
                 self.tuned.store.catch_up()
-        if outermost:  # rows moved: the first stages are built again now (a search does not)
+            return report
+
+    @contextmanager
+    def _rewriting(self):
+        """writing(), for a write that gives the rows other vectors (compress, compact): the
+        caches are brought up at its end, first stages included (a search builds none),
+        unless it runs inside another write, whose own end does that."""
+        outermost = not self.writer.held
+        with self.writing():
+            yield self
+        if outermost:
             self.warm_caches()
-        return report
 
     def check(self, deep: bool = False) -> CheckReport:
         """Integrity of the index: file lengths against the catalog (and with deep, SQLite's

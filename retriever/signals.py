@@ -98,6 +98,17 @@ class SavedHeads:
                 target[to[a:b]] = block[rows[a:b] - lo]
 
 
+def _carry_rows(target: np.ndarray, to: np.ndarray, source, rows: np.ndarray) -> None:
+    """target[to] = source[rows] for saved heads read from their file (SavedHeads) or heads
+    in memory; rows that are the first len(rows) in order are one copy, not a gather."""
+    if isinstance(source, SavedHeads):
+        source.rows_into(target, to, rows)
+    elif len(rows) and np.array_equal(to, rows) and rows[-1] == len(rows) - 1:
+        target[:len(rows)] = source[:len(rows)]
+    else:
+        _copy_rows(target, to, source, rows)
+
+
 def _copy_rows(target: np.ndarray, to: np.ndarray, source: np.ndarray, rows: np.ndarray,
                block: int = 65536) -> None:
     """target[to] = source[rows], a block at a time: one gather of a million heads made a
@@ -244,10 +255,7 @@ class SignalCache:
                         np.array_equal(everything.page_ids[:ahead], prior[0]) and \
                         np.array_equal(everything.vec_start[:ahead], prior[4]):
                     # pages were only appended: the old rows in one piece, no gather (1M: 1.2 s)
-                    if isinstance(prior[1], SavedHeads):
-                        prior[1].rows_into(heads, np.arange(ahead), np.arange(ahead))
-                    else:
-                        heads[:ahead] = prior[1]
+                    _carry_rows(heads, np.arange(ahead), prior[1], np.arange(ahead))
                     fresh[:ahead] = False
                     carried = True
                 elif prior is not None and prior[2] == identity and len(prior[0]):
@@ -256,10 +264,7 @@ class SignalCache:
                     # same page and same rows (an id freed by a delete may be given again)
                     known = (prior[0][order[where]] == everything.page_ids) & \
                         (prior[4][order[where]] == everything.vec_start)
-                    if isinstance(prior[1], SavedHeads):
-                        prior[1].rows_into(heads, np.flatnonzero(known), order[where[known]])
-                    else:
-                        _copy_rows(heads, np.flatnonzero(known), prior[1], order[where[known]])
+                    _carry_rows(heads, np.flatnonzero(known), prior[1], order[where[known]])
                     fresh = ~known
                     carried = True
             except Exception:  # noqa: BLE001 - the saved heads damaged since their state was read
