@@ -9,6 +9,8 @@ from __future__ import annotations
 import fnmatch
 import os
 import sqlite3
+import subprocess
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterable
@@ -42,6 +44,9 @@ from retriever.lanes import TUNED, Lane, new_lane_records, open_lanes
 
 DEFAULT_INDEX = ".docpress"
 INDEX_ENV = "DOCPRESS_INDEX"
+# "0": a first stage that outgrew its centroids is refitted before the write returns, not in
+# a process of its own (Index._start_refit)
+BACKGROUND_REFIT = "DOCPRESS_BACKGROUND_REFIT"
 
 
 def default_index_path() -> Path:
@@ -312,11 +317,45 @@ class Index:
                 for build in (cache.page_bm25, cache.head_bm25, cache.profile_bm25, cache.document_bm25):
                     build()
                 cache.warm_heads()
-                cache.page_ivf("head")
-                cache.page_ivf("dense")
-                cache.token_ivf()
+                # a first stage that only outgrew its centroids is extended and serves on; it
+                # is refitted after, in the background (minutes at 100k pages)
+                cache.page_ivf("head", defer_drift=True)
+                cache.page_ivf("dense", defer_drift=True)
+                cache.token_ivf(defer_drift=True)
+                outgrown = cache.outgrown_first_stages()
         except OSError:
-            pass
+            return
+        if outgrown:
+            self._start_refit()
+
+    def refit_first_stages(self) -> list[str]:
+        """Rebuild the first stages (FAISS IVFs) fitted to a much smaller index than this one
+        (indexer.ivf_files.RETRAIN_GROWTH), while the old ones serve; returns their names.
+        Ingest and rm start it in the background (`docpress refit`)."""
+        with self._translated(), self.reading():
+            try:
+                return self.searcher.cache.refit_first_stages()
+            except OSError as exc:
+                raise DocpressError(f"the first stages of {self.directory} could not be refitted "
+                                    f"(the old ones serve on): {exc}") from None
+
+    def _start_refit(self) -> None:
+        """`docpress refit` in a process of its own that outlives this one, or here and now
+        where DOCPRESS_BACKGROUND_REFIT=0 (tests, scripts that want it done on return)."""
+        if os.environ.get(BACKGROUND_REFIT, "1") == "0":
+            try:
+                self.refit_first_stages()
+            except DocpressError:
+                pass  # derived data: the next write asks again
+            return
+        log = cache_folder(self.directory) / FIRST_STAGE_FOLDER / "refit.log"
+        try:
+            with open(log, "ab") as sink:
+                subprocess.Popen([sys.executable, "-m", "docpress", "refit", "--index", str(self.directory)],
+                                 stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
+                                 start_new_session=True, close_fds=True)
+        except OSError:
+            pass  # no process to be had: the old first stages serve, the next write asks again
 
     @property
     def compression(self) -> str:

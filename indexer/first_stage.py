@@ -94,19 +94,34 @@ class TokenIvf:
     def state(self) -> dict:
         return self.files.state
 
-    def sync(self, live: PageTable, build: bool = True) -> "TokenIvf | None":
+    def sync(self, live: PageTable, build: bool = True, defer_drift: bool = False) -> "TokenIvf | None":
         """Cover every row of the store (built, extended or rebuilt as indexer.ivf_files
         says); None below EXACT_ROWS live rows, where the exact scan is the tool, or where
         the files do not cover the rows. build=False (a search): only extend files that
-        exist, and only if no one else is writing them."""
+        exist, and only if no one else is writing them. defer_drift: files that have only
+        outgrown their centroids are extended and keep serving (`outgrown`; `rebuild`)."""
         rows = int(live.vec_count.sum())
         if not worth_it(rows):
             return None
-        covered = self.files.sync(self.store.n_rows(), rows,
-                                  lambda n: _sample(self.store, live, n, seed=0),
-                                  lambda index, lo, hi: _add_rows(index, self.store, lo, hi),
-                                  may_build=build and rows <= MAX_BUILD_ROWS, wait=build)
+        covered = self.files.sync(self.store.n_rows(), rows, *self._items(live),
+                                  may_build=build and rows <= MAX_BUILD_ROWS, wait=build,
+                                  defer_drift=defer_drift)
         return self if covered else None
+
+    @property
+    def outgrown(self) -> bool:
+        return self.files.outgrown
+
+    def rebuild(self, live: PageTable) -> bool:
+        """New files fitted to the rows now, built while the old ones serve (IvfFiles.rebuild)."""
+        rows = int(live.vec_count.sum())
+        if not worth_it(rows) or rows > MAX_BUILD_ROWS:
+            return False
+        return self.files.rebuild(self.store.n_rows(), rows, *self._items(live))
+
+    def _items(self, live: PageTable):
+        return (lambda n: _sample(self.store, live, n, seed=0),
+                lambda index, lo, hi: _add_rows(index, self.store, lo, hi))
 
     # -- searching ----------------------------------------------------------------------
     def candidates(self, query: np.ndarray, live: LiveRows, depth: Depth) -> tuple[np.ndarray, np.ndarray]:

@@ -15,7 +15,10 @@ several readers of one process (a server's pool) keep one set of files between t
 pages) need no write: the caller maps ids to its live pages and drops the rest. The files
 are derived data: a state that is missing, damaged, of other vectors or of an older format
 means a rebuild, and so does drift (more than RETRAIN_GROWTH items for each item the
-centroids were fitted on).
+centroids were fitted on). A writer may defer drift (sync(defer_drift=True)): it extends the
+files in place, which keep serving, and `rebuild` (another process, in the background) builds
+the new files without the writers' lock, switching them in only if no writer moved the files
+on meanwhile.
 """
 
 from __future__ import annotations
@@ -81,26 +84,33 @@ class IvfFiles:
         self.state: dict = {}
         self.base = self.delta = self.trained = None
         self._lock = threading.Lock()
+        self.outgrown = False  # the last writer's sync found the centroids outgrown (deferred)
 
     @property
     def nlist(self) -> int:
         return int(self.base.nlist)
 
     def sync(self, bound: int, live: int, sample: Callable[[int], np.ndarray],
-             add: Callable[[object, int, int], None], may_build: bool = True, wait: bool = True) -> bool:
+             add: Callable[[object, int, int], None], may_build: bool = True, wait: bool = True,
+             defer_drift: bool = False) -> bool:
         """Cover every item with an id below `bound`. live: how many items are live now (the
         size the centroids are for); sample(n): about n live vectors to fit on; add(index,
         lo, hi): put the items with ids in [lo, hi) into a FAISS index. may_build=False: only
         extend files that exist (no build, no rebuild for drift). wait=False: give up at once
         when another thread or process is writing the files (a build can take minutes).
+        defer_drift: files of these vectors that have only outgrown their centroids are
+        extended, not rebuilt, and `outgrown` says so (the caller rebuilds in the background).
         Returns whether files cover the items."""
-        if self._in_step(bound, live, may_build):
-            return True  # no file touched, no lock taken
         if not self._lock.acquire(blocking=wait):
             return False
         try:
-            if self._in_step(bound, live, may_build):
-                return True
+            disk = self._on_disk()  # a small file, read once a catalog generation
+            if disk and disk != self.state and not self._foreign(disk):
+                self._load()  # another process's extension or refit: its files, not ours
+            if self._in_step(bound, live, may_build, defer_drift):
+                if may_build:
+                    self.outgrown = defer_drift and self._outgrown(live, self.state)
+                return True  # no file written, no file lock taken
             self.folder.mkdir(parents=True, exist_ok=True)
             # One writer of these files at a time, across processes and across the readers of
             # one process; each starts from what is on disk now, not what it read before.
@@ -112,12 +122,15 @@ class IvfFiles:
             try:
                 if self._on_disk() != self.state:
                     self._load()
-                if may_build and (not self.state or self.drifted(live)):
+                deferred = defer_drift and bool(self.state) and not self._foreign(self.state)
+                if may_build and (not self.state or self.drifted(live)) and not deferred:
                     self._build(bound, live, sample, add)
                 elif not self.state:
                     return False
                 elif self.state["bound"] < bound:
                     self._extend(bound, add)
+                if may_build:
+                    self.outgrown = deferred and self._outgrown(live, self.state)
             except RuntimeError as e:  # FAISS's way of saying a file could not be read or written
                 raise OSError(f"the first stage in {self.folder} could not be updated: {e}") from None
             finally:
@@ -126,16 +139,64 @@ class IvfFiles:
         finally:
             self._lock.release()
 
-    def _in_step(self, bound: int, live: int, may_build: bool) -> bool:
+    def _in_step(self, bound: int, live: int, may_build: bool, defer_drift: bool = False) -> bool:
         state = self.state  # one read: a writer thread replaces it whole
-        return bool(state) and state["bound"] >= bound and not (may_build and self.drifted(live, state))
+        if not state or state["bound"] < bound:
+            return False
+        if not may_build:
+            return True
+        return not (self._foreign(state) or (self._outgrown(live, state) and not defer_drift))
 
     def drifted(self, live: int, state: dict | None = None) -> bool:
         """Other vectors, an older format, or more live items than the centroids were fitted
         for (an id bound below the covered one is not drift: the newest items were deleted)."""
         state = self.state if state is None else state
-        return (state.get("identity") != self.identity or state.get("format") != FORMAT
-                or live > RETRAIN_GROWTH * state["trained_on"])
+        return self._foreign(state) or self._outgrown(live, state)
+
+    def _foreign(self, state: dict) -> bool:
+        return state.get("identity") != self.identity or state.get("format") != FORMAT
+
+    @staticmethod
+    def _outgrown(live: int, state: dict) -> bool:
+        return bool(state) and live > RETRAIN_GROWTH * state["trained_on"]
+
+    def rebuild(self, bound: int, live: int, sample: Callable[[int], np.ndarray],
+                add: Callable[[object, int, int], None]) -> bool:
+        """Build the files anew from the items below `bound` without the writers' lock (it
+        takes minutes at 100k pages; writers and searches go on with the files in place), then
+        switch them in under the lock, unless a writer moved the files past `bound` or onto
+        other vectors meanwhile: then nothing changes and the next write asks again. One
+        rebuild at a time (NAME.rebuild.lock). Returns whether the new files are in place.
+        A crash leaves the old files whole; the new ones, named by no state, are removed
+        later (ORPHAN_AGE)."""
+        import faiss
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        guard = FileLock(self.folder / f"{self.name}.rebuild.lock", thread_local=False)
+        try:
+            guard.acquire(timeout=0)
+        except Timeout:
+            return False  # another process is at it
+        try:
+            nlist = lists_for(live)
+            x = np.ascontiguousarray(sample(nlist * POINTS_PER_CENTROID), np.float32)
+            index = self.make(x.shape[1], nlist, len(x))
+            index.train(x)
+            trained = faiss.clone_index(index)
+            add(index, 0, bound)
+            with self._lock, FileLock(self.folder / f"{self.name}.lock", thread_local=False):
+                disk = self._on_disk()
+                if disk and (self._foreign(disk) or disk["bound"] > bound):
+                    return False
+                # written only now: a file no state names is an orphan to the other writers
+                files = dict(trained=self._write(trained, "trained"), base=self._write(index, "base"), delta=None)
+                self._switch(files, bound=bound, items=int(index.ntotal), trained_on=live, nlist=nlist)
+            self.outgrown = False
+            return True
+        except RuntimeError as e:
+            raise OSError(f"the first stage in {self.folder} could not be rebuilt: {e}") from None
+        finally:
+            guard.release()
 
     def search(self, queries: np.ndarray, k: int, nprobe: int) -> tuple[np.ndarray, np.ndarray]:
         """(scores, ids), each (n_queries, <= k), best first; ids -1 where fewer were found."""

@@ -38,13 +38,33 @@ class PageIvf:
         self.files = IvfFiles(folder, name, identity, _ivf_sq8)
 
     def sync(self, live: PageTable, vectors: Callable[[PageTable], np.ndarray],
-             build: bool = True) -> "PageIvf | None":
+             build: bool = True, defer_drift: bool = False) -> "PageIvf | None":
         """Cover every live page (vectors(table): their (n, dim) vectors); None below
         EXACT_PAGES, where the scan is the tool, or where the files do not cover the pages.
         build=False (a search): only extend files that exist, and only if no one else is
-        writing them."""
+        writing them. defer_drift: as TokenIvf.sync."""
         if not worth_it(len(live)):
             return None
+        covered = self.files.sync(int(live.page_ids.max()) + 1, len(live), *self._items(live, vectors),
+                                  may_build=build, wait=build, defer_drift=defer_drift)
+        return self if covered else None
+
+    @property
+    def state(self) -> dict:
+        return self.files.state
+
+    @property
+    def outgrown(self) -> bool:
+        return self.files.outgrown
+
+    def rebuild(self, live: PageTable, vectors: Callable[[PageTable], np.ndarray]) -> bool:
+        """New files fitted to the pages now, built while the old ones serve (IvfFiles.rebuild)."""
+        if not worth_it(len(live)):
+            return False
+        return self.files.rebuild(int(live.page_ids.max()) + 1, len(live), *self._items(live, vectors))
+
+    @staticmethod
+    def _items(live: PageTable, vectors: Callable[[PageTable], np.ndarray]):
         ids = live.page_ids
 
         def sample(n: int) -> np.ndarray:
@@ -58,8 +78,7 @@ class PageIvf:
                 index.add_with_ids(np.ascontiguousarray(vectors(live.subset(block)), np.float32),
                                    ids[block].astype(np.int64))
 
-        covered = self.files.sync(int(ids.max()) + 1, len(live), sample, add, may_build=build, wait=build)
-        return self if covered else None
+        return sample, add
 
     def nearest(self, query: np.ndarray, n: int, nprobe: int, table: PageTable) -> np.ndarray:
         """Rows of `table` (any subset of the live pages) of the pages nearest `query`, up to n."""

@@ -20,6 +20,7 @@ HEAD_TOKENS = 32  # tokens that make a page's head vector (its title or heading)
 HEAD_WORDS = 40  # words of a page's head for BM25
 PROFILE_WORDS = 100  # words of a document's start, with its file name and title, for BM25
 SAVE_SHARE = 0.1  # head vectors are saved again once this share of them is new since the last save
+FIRST_STAGES = ("head", "dense", "tokens")  # the FAISS first stages, by name (hybrid's two, maxsim's)
 DOCUMENTS_PER_READ = 64  # whole documents read and tokenised at once (a filing is ~100k words)
 
 
@@ -180,22 +181,47 @@ class SignalCache:
         return self._bm25("bm25-documents", self._doc_ids, lambda ids: self.catalog.document_texts(None, ids)[1],
                           batch=DOCUMENTS_PER_READ, version=self._names_version())
 
-    def token_ivf(self, build: bool = True) -> TokenIvf | None:
+    def token_ivf(self, build: bool = True, defer_drift: bool = False) -> TokenIvf | None:
         """The main store's token first stage (maxsim), in step with the catalog; None where
         an exact scan is the right tool (few rows, or a store without float rows: a server).
         build=False (a search): None too where files would have to be built, or are being
         written by another thread or process: the search scans exactly rather than wait
-        (a build takes minutes at 100k pages; ingest and rm build at their end)."""
+        (a build takes minutes at 100k pages; ingest and rm build at their end).
+        defer_drift: files that only outgrew their centroids are extended and keep serving;
+        `outgrown_first_stages` names them, `refit_first_stages` rebuilds them."""
         return self._first_stage("tokens", lambda folder, identity: TokenIvf(folder, self.store, identity),
-                                 lambda stage: stage.sync(self.catalog.page_table(), build), build)
+                                 lambda stage: stage.sync(self.catalog.page_table(), build, defer_drift), build)
 
-    def page_ivf(self, name: str, build: bool = True) -> PageIvf | None:
+    def page_ivf(self, name: str, build: bool = True, defer_drift: bool = False) -> PageIvf | None:
         """hybrid's first stage for one vector signal, "head" or "dense" (the first window),
         in step with the catalog; None below its page count or on a store without float rows
-        (build=False: as token_ivf)."""
-        vectors = {"head": self.head_vectors, "dense": self.store.first_windows}[name]
+        (build=False, defer_drift: as token_ivf)."""
         return self._first_stage(name, lambda folder, identity: PageIvf(folder, name, identity),
-                                 lambda stage: stage.sync(self.catalog.page_table(), vectors, build), build)
+                                 lambda stage: stage.sync(self.catalog.page_table(), self._page_vectors(name),
+                                                          build, defer_drift), build)
+
+    def _page_vectors(self, name: str) -> Callable[[PageTable], np.ndarray]:
+        return {"head": self.head_vectors, "dense": self.store.first_windows}[name]
+
+    def outgrown_first_stages(self) -> list[str]:
+        """The first stages a writer's deferring sync found outgrown (their files serve on)."""
+        stages = {name: self._cache.get(f"ivf-{name}") for name in FIRST_STAGES}
+        return [name for name, hit in stages.items()
+                if hit is not None and hit[1][1] is not None and hit[1][1].outgrown]
+
+    def refit_first_stages(self) -> list[str]:
+        """Rebuild the first stages that outgrew their centroids, each while its old files
+        serve searches and writers (IvfFiles.rebuild); returns those rebuilt."""
+        done = []
+        table = self.catalog.page_table()
+        for name in FIRST_STAGES:
+            stage = self.token_ivf(True, True) if name == "tokens" else self.page_ivf(name, True, True)
+            if stage is None or not stage.outgrown:
+                continue
+            rebuilt = stage.rebuild(table) if name == "tokens" else stage.rebuild(table, self._page_vectors(name))
+            if rebuilt:
+                done.append(name)
+        return done
 
     def _first_stage(self, name: str, make: Callable, sync: Callable, build: bool):
         """A FAISS first stage (indexer.ivf_files) synced once per generation; the same object

@@ -314,6 +314,22 @@ def check(
         raise typer.Exit(code=1)
 
 
+def refit(index: IndexOpt = None, as_json: JsonOpt = False) -> None:
+    """Rebuild the search first stages (FAISS IVFs) that the index has outgrown, while the old
+    ones serve; ingest and rm start this in the background when it is due."""
+    from docpress.index import Index, default_index_path
+
+    target = index or default_index_path()
+    idx = run(lambda: Index.open(target))
+    rebuilt = run(idx.refit_first_stages)
+    idx.close()
+    if as_json:
+        print(json.dumps({"refitted": rebuilt}))
+        return
+    out.print(f"refitted {', '.join(rebuilt)} in {target}" if rebuilt else f"nothing to refit in {target}",
+              highlight=False, soft_wrap=True)
+
+
 def repair(index: IndexOpt = None, no_wait: NoWaitOpt = False, as_json: JsonOpt = False) -> None:
     """Bring a damaged index back to its last consistent state; say what was dropped."""
     from docpress.index import Index, default_index_path

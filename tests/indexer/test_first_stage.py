@@ -243,3 +243,86 @@ def test_past_the_build_limit_nothing_is_built_but_what_exists_is_extended(corpu
     stage = TokenIvf(tmp_path / "fs", store, "v1")
     assert stage.sync(table) is stage and stage.files.drifted(int(table.vec_count.sum()))
     assert stage.state["items"] == store.n_rows() and stage.state["trained_on"] == 1500 * TOKENS
+
+
+def _outgrown(corpus):
+    """A stage fitted on the corpus, then over four times as many rows: past RETRAIN_GROWTH."""
+    tmp_path, store, pages, table = corpus
+    stage = TokenIvf(tmp_path / "fs", store, "v1").sync(table)
+    fitted = dict(stage.state)
+    new = _pages(3 * len(pages) + 100, seed=11, first_id=50_000)
+    table = table_of(pages + new, [*_locations(table), *store.add(new)])
+    assert stage.files.drifted(int(table.vec_count.sum()))
+    return stage, fitted, new, table
+
+
+def test_a_writer_that_defers_drift_extends_the_files_and_the_refit_rebuilds_them(corpus):
+    tmp_path, store, pages, _ = corpus
+    stage, fitted, new, table = _outgrown(corpus)
+    stage = stage.sync(table, defer_drift=True)
+    # extended, not rebuilt: the same centroids serve the new rows
+    assert stage.outgrown and stage.state["bound"] == store.n_rows()
+    assert stage.state["trained_on"] == fitted["trained_on"] and stage.state["files"]["trained"] == fitted["files"]["trained"]
+    query = _query(new[7], np.random.default_rng(5))
+    assert table.page_ids[_ranked(stage, store, table, query, Depth())[0]] == 50_007
+    # a search's sync neither rebuilds nor clears the writer's word
+    assert stage.sync(table, build=False) is stage and stage.outgrown
+    assert stage.rebuild(table)
+    rows = int(table.vec_count.sum())
+    assert not stage.outgrown and stage.state["trained_on"] == rows and stage.state["items"] == store.n_rows()
+    assert stage.state["files"]["trained"] != fitted["files"]["trained"] and stage.state["files"]["delta"] is None
+    assert stage.files.nlist == ivf_files.lists_for(rows) > fitted["nlist"]
+    assert table.page_ids[_ranked(stage, store, table, query, Depth())[0]] == 50_007
+    # another reader loads the refitted files; a writer's sync now finds nothing to do
+    again = TokenIvf(tmp_path / "fs", store, "v1").sync(table, defer_drift=True)
+    assert again.state == stage.state and not again.outgrown
+
+
+def test_a_refit_gives_way_to_a_writer_that_moved_the_files_on(corpus, monkeypatch):
+    tmp_path, store, pages, _ = corpus
+    stage, fitted, new, table = _outgrown(corpus)
+    stage = stage.sync(table, defer_drift=True)
+    later = _pages(30, seed=12, first_id=90_000)
+    bigger = table_of(pages + new + later, [*_locations(table), *store.add(later)])
+    real, moved = first_stage._add_rows, []
+
+    def writer_meanwhile(index, store_, lo, hi):
+        if not moved:  # while the refit adds its rows, an ingest's end extends the files
+            moved.append(1)
+            TokenIvf(tmp_path / "fs", store, "v1").sync(bigger, defer_drift=True)
+        real(index, store_, lo, hi)
+
+    monkeypatch.setattr(first_stage, "_add_rows", writer_meanwhile)
+    # the refit was asked for before the later pages came: it covers the rows before them
+    assert not stage.files.rebuild(store.n_rows() - 30 * TOKENS, int(table.vec_count.sum()), *stage._items(table))
+    monkeypatch.undo()
+    monkeypatch.setattr(first_stage, "EXACT_ROWS", 0)
+    reader = TokenIvf(tmp_path / "fs", store, "v1").sync(bigger, build=False)
+    assert reader.state["bound"] == store.n_rows() and reader.state["trained_on"] == fitted["trained_on"]
+    query = _query(later[3], np.random.default_rng(6))
+    assert bigger.page_ids[_ranked(reader, store, bigger, query, Depth())[0]] == 90_003
+
+
+def test_one_refit_at_a_time_and_one_that_dies_leaves_the_old_files_serving(corpus, monkeypatch):
+    from filelock import FileLock
+
+    tmp_path, store, pages, _ = corpus
+    stage, fitted, new, table = _outgrown(corpus)
+    stage = stage.sync(table, defer_drift=True)
+    before = dict(stage.state)
+    with FileLock(tmp_path / "fs" / "tokens.rebuild.lock"):  # another process is refitting
+        assert not stage.rebuild(table) and stage.state == before
+
+    def dies(index, store_, lo, hi):
+        raise KeyboardInterrupt  # the refit's process is killed while it adds rows
+
+    monkeypatch.setattr(first_stage, "_add_rows", dies)
+    with pytest.raises(KeyboardInterrupt):
+        stage.rebuild(table)
+    monkeypatch.undo()
+    monkeypatch.setattr(first_stage, "EXACT_ROWS", 0)
+    reader = TokenIvf(tmp_path / "fs", store, "v1").sync(table, build=False)
+    assert reader.state == before  # the old files, whole
+    query = _query(new[2], np.random.default_rng(7))
+    assert table.page_ids[_ranked(reader, store, table, query, Depth())[0]] == 50_002
+    assert stage.rebuild(table) and stage.state["trained_on"] == int(table.vec_count.sum())  # lock released

@@ -162,3 +162,66 @@ def test_compaction_builds_the_first_stages_of_the_new_rows(index, monkeypatch):
     assert cache.token_ivf(build=False) is not None and cache.page_ivf("head", build=False) is not None
     staged, exact = _both(index, QUESTIONS["volcanoes"], k=3)
     assert _pages(staged) == _pages(exact)
+
+
+def _grow(index, tmp_path, name="glaciers"):
+    write_pdf(tmp_path / name / f"{name}.pdf",
+              ["Glaciers carve U-shaped valleys as ice grinds the bedrock; moraines mark where the ice stopped.",
+               "Icebergs calve from the glacier's snout into the fjord."])
+    index.add([tmp_path / name], compression="none")
+
+
+def test_an_ingest_that_outgrows_the_first_stages_refits_them_in_the_background(index, tmp_path, monkeypatch):
+    """Past RETRAIN_GROWTH the ingest extends the old files, which keep serving, and starts
+    `docpress refit` in a process of its own; the refit fits new centroids to the index."""
+    import json as json_
+
+    from typer.testing import CliRunner
+
+    import docpress.index as facade
+    import indexer.ivf_files as ivf_files
+    from docpress.cli import app
+
+    cache = index.searcher.cache
+    fitted = {name: dict(stage.state) for name, stage in
+              (("tokens", cache.token_ivf()), ("head", cache.page_ivf("head")))}
+    monkeypatch.setattr(ivf_files, "RETRAIN_GROWTH", 1.01)  # the next pages outgrow the centroids
+    monkeypatch.setenv("DOCPRESS_BACKGROUND_REFIT", "1")
+    started = []
+    monkeypatch.setattr(facade.subprocess, "Popen", lambda args, **kw: started.append(args))
+    _grow(index, tmp_path)
+    assert started == [[facade.sys.executable, "-m", "docpress", "refit", "--index", str(index.directory)]]
+    served = {"tokens": cache.token_ivf(build=False), "head": cache.page_ivf("head", build=False)}
+    for name, stage in served.items():  # extended, the same centroids
+        assert stage.state["trained_on"] == fitted[name]["trained_on"]
+        assert stage.state["bound"] > fitted[name]["bound"] and stage.outgrown
+    question = "how do glaciers shape valleys and leave moraines"
+    staged, exact = _both(index, question, k=3)
+    assert _pages(staged) == _pages(exact) and staged[0].path.endswith("glaciers.pdf")
+
+    result = CliRunner().invoke(app, ["refit", "--index", str(index.directory), "--json"])
+    assert result.exit_code == 0, result.output
+    assert sorted(json_.loads(result.output)["refitted"]) == ["dense", "head", "tokens"]
+    live = index.catalog.page_table()
+    folder = served["tokens"].files.folder
+    refitted = json_.loads((folder / "tokens.json").read_text())
+    assert refitted["trained_on"] == int(live.vec_count.sum()) and refitted["files"]["delta"] is None
+    # this process moves to the new files at its next write (here a removal) and starts no refit
+    index.remove("*football.pdf")
+    assert cache.token_ivf(build=False).state == refitted and len(started) == 1
+    staged, exact = _both(index, question, k=3)
+    assert _pages(staged) == _pages(exact) and staged[0].path.endswith("glaciers.pdf")
+    result = CliRunner().invoke(app, ["refit", "--index", str(index.directory)])
+    assert result.exit_code == 0 and "nothing to refit" in result.output
+
+
+def test_with_background_refit_off_the_write_refits_before_it_returns(index, tmp_path, monkeypatch):
+    import indexer.ivf_files as ivf_files
+
+    monkeypatch.setattr(ivf_files, "RETRAIN_GROWTH", 1.01)
+    monkeypatch.setenv("DOCPRESS_BACKGROUND_REFIT", "0")
+    _grow(index, tmp_path)
+    live = index.catalog.page_table()
+    stage = index.searcher.cache.token_ivf(build=False)
+    assert stage.state["trained_on"] == int(live.vec_count.sum()) and not stage.outgrown
+    assert index.searcher.cache.page_ivf("head", build=False).state["trained_on"] == len(live)
