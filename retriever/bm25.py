@@ -84,6 +84,7 @@ class Bm25Index:
         self._order = np.argsort(self.keys, kind="stable")
         self._last: tuple[np.ndarray, np.ndarray] | None = None  # (keys asked for, their rows)
         self._positions_of: tuple[np.ndarray, np.ndarray] | None = None  # (keys, _positions)
+        self._asks_every: tuple[np.ndarray, bool] | None = None  # (keys, _asks_every_live_row)
         self._prepared: Prepared | None = None  # the live texts' statistics for scoring
         self._flat: FlatTerms | None = None  # the postings of the terms asked lately, flat
 
@@ -239,15 +240,15 @@ class Bm25Index:
         """The nonzero entries of scores(query, keys): (their positions in `keys`, ascending;
         their scores). Most pages hold no query term, and at a million pages spelling out
         their zeros, then scaling and ranking them, took most of hybrid's first stage."""
-        where, values, _ = self._nonzero(query, keys)
+        where, values = self._nonzero_of(self._flat_scores(query), keys)
         order = np.argsort(where, kind="stable")
         return where[order], values[order]
 
     def top_scores(self, query: str, keys: np.ndarray, k: int) -> "TopScores":
         """The best k of `keys` for the query (as fusion.top_indices of scores(query, keys))
         and the z-scale of the scores over all of them, from the nonzero ones alone."""
-        where, values, flat = self._nonzero(query, keys)
         rows = self.rows(keys)
+        flat = self._flat_scores(query)
 
         def values_at(positions: np.ndarray) -> np.ndarray:
             at = rows[positions]
@@ -255,16 +256,33 @@ class Bm25Index:
                 return np.zeros(len(at), np.float32)
             return np.where(at >= 0, flat[self._live_rows[np.clip(at, 0, None)]], 0.0).astype(np.float32)
 
+        if self._asks_every_live_row(keys) and np.count_nonzero(flat) > k:
+            # every nonzero row is asked (dead rows score 0): the best k and the moments come
+            # from the flat scores without listing their nonzero rows (1M pages: 6 against
+            # 13 ms an index)
+            top = _top_of_flat(flat, self._positions(keys), k)
+            return TopScores(top, *_moments_of_flat(flat, len(keys)), values_at)
+        where, values = self._nonzero_of(flat, keys)
         return TopScores(top_of(where, values, len(keys), k), *sparse_moments(values, len(keys)), values_at)
 
-    def _nonzero(self, query: str, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(positions in `keys` of the nonzero scores, in no order; those scores; the flat
-        scores of every row)."""
-        flat = self._flat_scores(query)
+    def _asks_every_live_row(self, keys: np.ndarray) -> bool:
+        """Whether `keys` are the live texts' keys, each once (a search of every page); kept
+        for the last keys array, as rows()."""
+        kept = self._asks_every
+        if kept is not None and kept[0] is keys:
+            return kept[1]
+        rows = self.rows(keys)
+        answer = len(keys) == len(self._live_rows) and bool((rows >= 0).all()) and \
+            len(np.unique(rows)) == len(rows)
+        self._asks_every = (keys, answer)
+        return answer
+
+    def _nonzero_of(self, flat: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(positions in `keys` of the nonzero flat scores, in no order; those scores)."""
         rows = np.flatnonzero(flat)
         where = self._positions(keys)[rows]
         keep = where >= 0
-        return where[keep], flat[rows[keep]], flat
+        return where[keep], flat[rows[keep]]
 
     def _positions(self, keys: np.ndarray) -> np.ndarray:
         """For each row of the segments end to end, the position of its key in `keys` (-1: a
@@ -316,6 +334,29 @@ class Bm25Index:
         rows = np.where(self.keys[rows] == keys, rows, -1)
         self._last = (keys, rows)
         return rows
+
+
+def _top_of_flat(flat: np.ndarray, positions: np.ndarray, k: int) -> np.ndarray:
+    """fusion.top_of of the nonzero flat scores (more than k of them), each row at its
+    position: the k-th best by a partial selection (torch's topk: 2.7 ms for 1M rows,
+    numpy's partition 17), then only the rows at or above it sorted, by score, then position."""
+    import torch
+
+    kth = float(torch.topk(torch.from_numpy(flat), k, sorted=False).values.min())
+    near = np.flatnonzero(flat >= kth)  # the best k and their ties
+    where = positions[near]
+    order = np.lexsort((where, -flat[near]))[:k]
+    return where[order].astype(np.int64)
+
+
+def _moments_of_flat(flat: np.ndarray, n: int) -> tuple[float, float]:
+    """fusion.sparse_moments of the nonzero flat scores among n keys: the zero rows add
+    nothing to the sums (std^2 = mean of squares - mean^2, in float64)."""
+    if n < 2:
+        return 0.0, 0.0
+    wide = flat.astype(np.float64)
+    mean = wide.sum() / n
+    return float(mean), float(np.sqrt(max(float(np.dot(wide, wide)) / n - mean * mean, 0.0)))
 
 
 @dataclass

@@ -75,10 +75,14 @@ class FlatTerms:
     def scores(self, terms: list[int]) -> np.ndarray:
         """(n_rows,) float32: every text's BM25 score for the query terms (a repeated term
         counts again, as in score()); dead texts 0."""
-        out = np.zeros(self.n_rows, np.float32)
+        import torch
+
+        out = torch.zeros(self.n_rows, dtype=torch.float32)
         if self.prepared.n == 0:
-            return out
+            return out.numpy()
         for term in terms:
             postings = self.term(term)
-            out[postings.rows] += postings.weights
-        return out
+            # a term's rows are distinct: each row gets one float32 add, as numpy's
+            # out[rows] += weights gives it, 3.3x faster (1M rows: 1.0 against 3.4 ms a query)
+            out.index_add_(0, torch.from_numpy(postings.rows), torch.from_numpy(postings.weights))
+        return out.numpy()
