@@ -13,7 +13,6 @@ from indexer.catalog import Catalog, PageTable
 from indexer.first_stage import Depth, LiveRows, worth_it
 from indexer.page_first_stage import positions
 from indexer.page_first_stage import worth_it as pages_worth_it
-from indexer.stores.base import location_of
 from retriever.fusion import (
     reciprocal_ranks,
     standardize,
@@ -360,12 +359,18 @@ class Searcher:
     def _hits(self, table: PageTable, rows: np.ndarray, scores: np.ndarray, qv: QueryVectors,
               method: Method) -> list[Hit]:
         hits, docs = [], {}
-        for i, score in zip(rows, scores):
+        # every hit's vectors in one read (one request to a server), their similarities to
+        # the query in one product
+        pages = self.main.store.pages_vectors(table.subset(np.asarray(rows, np.int64)))
+        counts = [len(vectors.vectors) for vectors in pages]
+        every = np.concatenate([v.vectors for v in pages if len(v.vectors)]) if any(counts) else None
+        all_sims = np.split(qv.vectors @ every.T, np.cumsum(counts)[:-1], axis=1) \
+            if every is not None and len(qv.vectors) else [None] * len(pages)
+        for i, score, vectors, sims in zip(rows, scores, pages, all_sims):
             page_id = int(table.page_ids[i])
             row = self.catalog.page(page_id)
             doc = docs.get(row.doc_id) or docs.setdefault(row.doc_id, self.catalog.document(row.doc_id))
-            vectors = self.main.store.page_vectors(page_id, location_of(table, int(i)))
-            sims = qv.vectors @ vectors.vectors.T if len(vectors.vectors) and len(qv.vectors) else None
+            sims = sims if len(vectors.vectors) else None
             text, boxes = snippet(row.text, vectors, qv.vectors, sims=sims)
             regions, heat = match_regions(qv.vectors, qv.tokens, vectors.vectors, vectors.boxes, sims=sims)
             # An identical copy still on disk stands in for a file that is gone.

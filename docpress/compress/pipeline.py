@@ -367,6 +367,17 @@ class Compressor:
         return PageVectors(self.restore(page.codes), page.boxes, page.words,
                            np.ones(len(page), np.float32), self.restore_pooled(page.pooled))
 
+    def decode_pages(self, pages: list[CompressedPage]) -> list[PageVectors]:
+        """decode_page of each page, their codes decoded in one call (a search's 10 hits)."""
+        if not pages:
+            return []
+        vectors = np.split(self.restore(np.concatenate([p.codes for p in pages])),
+                           np.cumsum([len(p.codes) for p in pages])[:-1])
+        pooled = np.split(self.restore_pooled(np.concatenate([p.pooled for p in pages])),
+                          np.cumsum([len(p.pooled) for p in pages])[:-1])
+        return [PageVectors(v, p.boxes, p.words, np.ones(len(p), np.float32), w)
+                for v, w, p in zip(vectors, pooled, pages)]
+
     # -- persistence --------------------------------------------------------------------
     def _arrays(self) -> dict[str, np.ndarray]:
         arrays = {"dim": np.asarray(self.dim)}

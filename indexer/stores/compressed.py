@@ -28,8 +28,8 @@ from indexer.catalog import PageTable
 from indexer.layout import CODEC_BACKUP, CODEC_FOLDER
 from indexer.locks import FolderPin
 from indexer.segments import AppendOnlyArray, align_lengths, consecutive_locations
-from indexer.stores.base import (Capabilities, Location, StoredPage, VectorStore, few_of, row_index,
-                                 window_rows)
+from indexer.stores.base import (Capabilities, Location, StoredPage, VectorStore, few_of, location_of,
+                                 row_index, window_rows)
 
 # Rows scored per block: bounds the (rows, n_query_tokens) score block to some tens of MB.
 CHUNK_ROWS = 1 << 17
@@ -250,6 +250,9 @@ class CompressedStore(VectorStore):
     def page_vectors(self, page_id: int, location: Location) -> PageVectors:
         """The page's vectors decoded back into the encoder's space (approximate: compressed)."""
         return self.compressor.decode_page(self.compressed_page(location))
+
+    def pages_vectors(self, pages: PageTable) -> list[PageVectors]:
+        return self.compressor.decode_pages([self.compressed_page(location_of(pages, i)) for i in range(len(pages))])
 
     def row_files(self) -> list[AppendOnlyArray]:
         return [self.codes, self.boxes, self.words]
