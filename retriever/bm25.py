@@ -272,8 +272,9 @@ class Bm25Index:
         if kept is not None and kept[0] is keys:
             return kept[1]
         rows = self.rows(keys)
-        answer = len(keys) == len(self._live_rows) and bool((rows >= 0).all()) and \
-            len(np.unique(rows)) == len(rows)
+        answer = len(keys) == len(self._live_rows) and bool((rows >= 0).all())
+        if answer:  # distinct keys find distinct texts; a page table's ids ascend (np.unique: 0.75 s at 1M)
+            answer = bool((keys[1:] > keys[:-1]).all()) or len(np.unique(keys)) == len(keys)
         self._asks_every = (keys, answer)
         return answer
 
