@@ -63,20 +63,39 @@ def subquantizers(dim: int) -> int:
 
 
 class LiveRows:
-    """Maps store rows to rows of a page table (a search's live, filtered pages)."""
+    """Maps store rows to rows of a page table (a search's live, filtered pages).
 
-    def __init__(self, table: PageTable):
+    owners=True: also an array of the owner of every store row (4 bytes a row: 52 MB for the
+    13M rows of 100k pages), for a table that many searches share (the whole catalog's, kept
+    a generation): a lookup is then one gather, 0.14 ms for 21k neighbours against 3.6 ms of
+    binary search."""
+
+    def __init__(self, table: PageTable, owners: bool = False):
         # pages without rows own none (one may share its vec_start with the next page)
         self.order = np.flatnonzero(table.vec_count > 0)
         self.order = self.order[np.argsort(table.vec_start[self.order], kind="stable")]
         self.starts = table.vec_start[self.order]
         self.ends = self.starts + table.vec_count[self.order]
+        self.owners = self._owners() if owners and len(self.starts) else None
+
+    def _owners(self) -> np.ndarray:
+        """Each store row's table row, -1 for rows no page of the table owns: the pages in
+        row order with the gaps between them, spelled out by one repeat."""
+        gaps = self.starts - np.concatenate([[0], self.ends[:-1]])
+        if (gaps < 0).any():  # pages sharing rows: not a catalog's table; binary search then
+            return None
+        values = np.stack([np.full(len(self.order), -1, np.int64), self.order], axis=1).ravel()
+        lengths = np.stack([gaps, self.ends - self.starts], axis=1).ravel()
+        return np.repeat(values.astype(np.int32), lengths)
 
     def pages(self, rows: np.ndarray) -> np.ndarray:
         """The table row owning each store row; -1 where no page of the table owns it (rows
         of other pages, dead rows, FAISS's -1 for a missing neighbour)."""
         if not len(self.starts):
             return np.full(np.shape(rows), -1, np.int64)
+        if self.owners is not None:
+            inside = (rows >= 0) & (rows < len(self.owners))
+            return np.where(inside, self.owners[np.where(inside, rows, 0)], -1).astype(np.int64)
         at = np.clip(np.searchsorted(self.starts, rows, side="right") - 1, 0, None)
         return np.where((rows >= self.starts[at]) & (rows < self.ends[at]), self.order[at], -1)
 

@@ -266,8 +266,10 @@ class Searcher:
 
     def _live_rows(self, table: PageTable) -> LiveRows:
         """The map from store rows to the table's pages: a sort of every page's first row, 5 ms
-        a query at 100k pages, so kept (_of_table)."""
-        return self._of_table("live rows", table, LiveRows)
+        a query at 100k pages, so kept (_of_table). The whole catalog's also spells out every
+        row's owner; a filter's table is looked up by binary search."""
+        return self._of_table("live rows", table,
+                              lambda t: LiveRows(t, owners=t is self.catalog.page_table()))
 
     def _maxsim_two_stage(self, qv: QueryVectors, table: PageTable, k: int):
         """MaxSim's best k from a server store's two-stage query; None on a collection small

@@ -120,10 +120,12 @@ def test_new_pages_are_found_and_deleted_pages_never_come_back(corpus):
     assert table.page_ids[_ranked(again, store, table, query, Depth())[0]] == 10_005
 
 
-def test_live_rows_map_rows_to_their_pages_and_other_rows_to_none(corpus):
+@pytest.mark.parametrize("owners", [False, True])
+def test_live_rows_map_rows_to_their_pages_and_other_rows_to_none(corpus, owners):
     _, store, pages, table = corpus
     keep = np.flatnonzero(np.arange(len(table)) % 3 != 1)  # every third page deleted
-    live = LiveRows(table.subset(keep[::-1]))  # tables come in any order
+    live = LiveRows(table.subset(keep[::-1]), owners=owners)  # tables come in any order
+    assert (live.owners is not None) == owners
     rows = np.arange(-1, store.n_rows() + 2)
     got = live.pages(rows)
     owner = np.full(len(rows), -1)
@@ -131,6 +133,7 @@ def test_live_rows_map_rows_to_their_pages_and_other_rows_to_none(corpus):
         lo = table.vec_start[page] + 1  # rows shifted by the leading -1
         owner[lo:lo + table.vec_count[page]] = i
     assert np.array_equal(got, owner)
+    assert np.array_equal(live.pages(rows[::-7].reshape(-1, 1)).ravel(), owner[::-7])  # any shape
 
 
 def _locations(table):
