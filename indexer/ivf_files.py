@@ -101,11 +101,14 @@ class IvfFiles:
         defer_drift: files of these vectors that have only outgrown their centroids are
         extended, not rebuilt, and `outgrown` says so (the caller rebuilds in the background).
         Returns whether files cover the items."""
+        if not self._newer_on_disk() and self._in_step(bound, live, may_build, defer_drift):
+            if may_build:
+                self.outgrown = defer_drift and self._outgrown(live, self.state)
+            return True  # no lock taken, no file written
         if not self._lock.acquire(blocking=wait):
             return False
         try:
-            disk = self._on_disk()  # a small file, read once a catalog generation
-            if disk and disk != self.state and not self._foreign(disk):
+            if self._newer_on_disk():
                 self._load()  # another process's extension or refit: its files, not ours
             if self._in_step(bound, live, may_build, defer_drift):
                 if may_build:
@@ -138,6 +141,12 @@ class IvfFiles:
             return True
         finally:
             self._lock.release()
+
+    def _newer_on_disk(self) -> bool:
+        """Whether another process left files of these vectors other than the ones loaded (a
+        small file read, once a catalog generation)."""
+        disk = self._on_disk()
+        return bool(disk) and disk != self.state and not self._foreign(disk)
 
     def _in_step(self, bound: int, live: int, may_build: bool, defer_drift: bool = False) -> bool:
         state = self.state  # one read: a writer thread replaces it whole

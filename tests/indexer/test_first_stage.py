@@ -329,3 +329,18 @@ def test_one_refit_at_a_time_and_one_that_dies_leaves_the_old_files_serving(corp
     query = _query(new[2], np.random.default_rng(7))
     assert table.page_ids[_ranked(reader, store, table, query, Depth())[0]] == 50_002
     assert stage.rebuild(table) and stage.state["trained_on"] == int(table.vec_count.sum())  # lock released
+
+
+def test_a_search_of_files_in_step_takes_no_lock(corpus):
+    """Another thread of the process busy with the files (loading, extending): a search whose
+    files cover every row goes through them, not round them by the exact scan."""
+    tmp_path, store, pages, table = corpus
+    stage = TokenIvf(tmp_path / "fs", store, "v1").sync(table)
+    with stage.files._lock:
+        assert stage.sync(table, build=False) is stage
+    # files another process wrote since are loaded by the next sync
+    other = TokenIvf(tmp_path / "fs", store, "v1")
+    new = _pages(20, seed=13, first_id=70_000)
+    bigger = table_of(pages + new, [*_locations(table), *store.add(new)])
+    other.sync(bigger)
+    assert stage.sync(bigger, build=False) is stage and stage.state == other.state
