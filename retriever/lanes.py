@@ -104,7 +104,13 @@ class Lane:
 
     def maxsim(self, catalog: Catalog, qv: QueryVectors, table: PageTable) -> np.ndarray:
         """(n_pages,) MaxSim of the query (encoded by this lane's encoder) on `table`'s pages."""
-        return self.store.maxsim(self.query_matrix(qv), self.locate(catalog, table))
+        query = self.query_matrix(qv)
+        # tokens weighted 0 ([CLS], [SEP], punctuation: 12% of a question's) add 0 to every
+        # page: not scored (the sum is the same)
+        scored = np.abs(query).sum(1) > 0
+        if scored.any() and not scored.all():
+            query = query[scored]
+        return self.store.maxsim(query, self.locate(catalog, table))
 
     def nbytes(self) -> int:
         extra = head_bytes(self.directory / HEAD_FOLDER) if self.name == TUNED and self.directory else 0
