@@ -28,6 +28,7 @@ from indexer.catalog import Catalog, DocumentRow, damaged
 from indexer.factory import LOCAL, open_store
 from indexer.integrity import CheckReport, Problem, check_lengths, deep_check, verify_pages
 from indexer.ivf_files import describe as describe_first_stages
+from indexer.ivf_files import refitting
 from indexer.layout import (
     FIRST_STAGE_FOLDER,
     MANIFEST_BACKUP,
@@ -325,7 +326,10 @@ class Index:
                 outgrown = cache.outgrown_first_stages()
         except OSError:
             return
-        if outgrown:
+        folder = cache_folder(self.directory) / FIRST_STAGE_FOLDER
+        # one refit at a time: writes that follow each other while one runs start no other
+        # (each would load the index only to find the refit's lock taken)
+        if outgrown and not any(refitting(folder, name) for name in outgrown):
             self._start_refit()
 
     def refit_first_stages(self) -> list[str]:

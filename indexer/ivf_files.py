@@ -50,6 +50,20 @@ def lists_for(items: int) -> int:
     return int(min(wanted, trainable))
 
 
+def refitting(folder: Path, name: str) -> bool:
+    """Whether another process is refitting the first stage `name` (IvfFiles.rebuild holds
+    its NAME.rebuild.lock)."""
+    guard = FileLock(Path(folder) / f"{name}.rebuild.lock", thread_local=False)
+    try:
+        guard.acquire(timeout=0)
+    except Timeout:
+        return True
+    except OSError:
+        return False
+    guard.release()
+    return False
+
+
 def describe(folder: Path) -> dict[str, dict]:
     """What the first stages in a folder cover, from their states alone (nothing is loaded):
     {name: {"items", "lists", "bytes"}}."""

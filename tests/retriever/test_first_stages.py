@@ -167,8 +167,9 @@ def test_compaction_builds_the_first_stages_of_the_new_rows(index, monkeypatch):
 def _grow(index, tmp_path, name="glaciers"):
     write_pdf(tmp_path / name / f"{name}.pdf",
               ["Glaciers carve U-shaped valleys as ice grinds the bedrock; moraines mark where the ice stopped.",
-               "Icebergs calve from the glacier's snout into the fjord."])
-    index.add([tmp_path / name], compression="none")
+               f"Icebergs calve from the glacier's snout into the fjord ({name})."])
+    report = index.add([tmp_path / name], compression="none")
+    assert report.pages == 2
 
 
 def test_an_ingest_that_outgrows_the_first_stages_refits_them_in_the_background(index, tmp_path, monkeypatch):
@@ -198,6 +199,11 @@ def test_an_ingest_that_outgrows_the_first_stages_refits_them_in_the_background(
     question = "how do glaciers shape valleys and leave moraines"
     staged, exact = _both(index, question, k=3)
     assert _pages(staged) == _pages(exact) and staged[0].path.endswith("glaciers.pdf")
+    # while that refit runs (its lock held), the next writes start no other
+    from filelock import FileLock
+    with FileLock(served["tokens"].files.folder / "tokens.rebuild.lock"):
+        _grow(index, tmp_path, "fjords")
+    assert len(started) == 1
 
     result = CliRunner().invoke(app, ["refit", "--index", str(index.directory), "--json"])
     assert result.exit_code == 0, result.output
