@@ -42,6 +42,7 @@ from indexer.layout import (
 from indexer.locks import WriterLock
 from indexer.manifest import Manifest, preset_name
 from retriever.lanes import TUNED, Lane, new_lane_records, open_lanes
+from retriever.signals import FIRST_STAGES
 
 DEFAULT_INDEX = ".docpress"
 INDEX_ENV = "DOCPRESS_INDEX"
@@ -320,9 +321,8 @@ class Index:
                 cache.warm_heads()
                 # a first stage that only outgrew its centroids is extended and serves on; it
                 # is refitted after, in the background (minutes at 100k pages)
-                cache.page_ivf("head", defer_drift=True)
-                cache.page_ivf("dense", defer_drift=True)
-                cache.token_ivf(defer_drift=True)
+                for name in FIRST_STAGES:
+                    cache.first_stage(name, defer_drift=True)
                 outgrown = cache.outgrown_first_stages()
         except OSError:
             return

@@ -116,8 +116,7 @@ class IvfFiles:
         extended, not rebuilt, and `outgrown` says so (the caller rebuilds in the background).
         Returns whether files cover the items."""
         if not self._newer_on_disk() and self._in_step(bound, live, may_build, defer_drift):
-            if may_build:
-                self.outgrown = defer_drift and self._outgrown(live, self.state)
+            self._note_outgrown(may_build, defer_drift, live)
             return True  # no lock taken, no file written
         if not self._lock.acquire(blocking=wait):
             return False
@@ -125,8 +124,7 @@ class IvfFiles:
             if self._newer_on_disk():
                 self._load()  # another process's extension or refit: its files, not ours
             if self._in_step(bound, live, may_build, defer_drift):
-                if may_build:
-                    self.outgrown = defer_drift and self._outgrown(live, self.state)
+                self._note_outgrown(may_build, defer_drift, live)
                 return True  # no file written, no file lock taken
             self.folder.mkdir(parents=True, exist_ok=True)
             # One writer of these files at a time, across processes and across the readers of
@@ -146,8 +144,7 @@ class IvfFiles:
                     return False
                 elif self.state["bound"] < bound:
                     self._extend(bound, add)
-                if may_build:
-                    self.outgrown = deferred and self._outgrown(live, self.state)
+                self._note_outgrown(may_build, deferred, live)
             except RuntimeError as e:  # FAISS's way of saying a file could not be read or written
                 raise OSError(f"the first stage in {self.folder} could not be updated: {e}") from None
             finally:
@@ -155,6 +152,11 @@ class IvfFiles:
             return True
         finally:
             self._lock.release()
+
+    def _note_outgrown(self, may_build: bool, deferred: bool, live: int) -> None:
+        """A writer's sync says whether it left outgrown files serving (a search's says nothing)."""
+        if may_build:
+            self.outgrown = deferred and self._outgrown(live, self.state)
 
     def _newer_on_disk(self) -> bool:
         """Whether another process left files of these vectors other than the ones loaded (a

@@ -11,8 +11,8 @@ import numpy as np
 
 from indexer.catalog import RENAMED, Catalog, PageTable
 from indexer.first_stage import TokenIvf
-from indexer.page_first_stage import PageIvf, positions
 from indexer.layout import FIRST_STAGE_FOLDER, cache_folder
+from indexer.page_first_stage import PageIvf, positions
 from indexer.stores.base import VectorStore
 from retriever.bm25 import Bm25Index, follow
 
@@ -209,17 +209,23 @@ class SignalCache:
         return [name for name, hit in stages.items()
                 if hit is not None and hit[1][1] is not None and hit[1][1].outgrown]
 
+    def first_stage(self, name: str, build: bool = True, defer_drift: bool = False) -> TokenIvf | PageIvf | None:
+        """token_ivf ("tokens") or page_ivf ("head", "dense") by name (FIRST_STAGES)."""
+        if name == "tokens":
+            return self.token_ivf(build, defer_drift)
+        return self.page_ivf(name, build, defer_drift)
+
     def refit_first_stages(self) -> list[str]:
         """Rebuild the first stages that outgrew their centroids, each while its old files
         serve searches and writers (IvfFiles.rebuild); returns those rebuilt."""
         done = []
         table = self.catalog.page_table()
         for name in FIRST_STAGES:
-            stage = self.token_ivf(True, True) if name == "tokens" else self.page_ivf(name, True, True)
+            stage = self.first_stage(name, defer_drift=True)
             if stage is None or not stage.outgrown:
                 continue
-            rebuilt = stage.rebuild(table) if name == "tokens" else stage.rebuild(table, self._page_vectors(name))
-            if rebuilt:
+            vectors = [] if name == "tokens" else [self._page_vectors(name)]
+            if stage.rebuild(table, *vectors):
                 done.append(name)
         return done
 

@@ -364,8 +364,7 @@ class Compressor:
 
     def decode_page(self, page: CompressedPage) -> PageVectors:
         """A CompressedPage back as PageVectors in the encoder's space (for snippets and boxes)."""
-        return PageVectors(self.restore(page.codes), page.boxes, page.words,
-                           np.ones(len(page), np.float32), self.restore_pooled(page.pooled))
+        return self.decode_pages([page])[0]
 
     def decode_pages(self, pages: list[CompressedPage]) -> list[PageVectors]:
         """decode_page of each page, their codes decoded in one call (a search's 10 hits)."""
