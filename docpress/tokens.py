@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from functools import lru_cache
 
 import numpy as np
 
@@ -12,6 +13,7 @@ def _is_symbol(ch: str) -> bool:
     return cat.startswith("P") or cat.startswith("S")
 
 
+@lru_cache(maxsize=1 << 16)  # a query's tokens are judged for every hit: a vocabulary repeats
 def is_punctuation(word: str) -> bool:
     """True for a non-empty word made only of punctuation and symbols ("$", "(1)" is not).
 

@@ -413,10 +413,18 @@ class Catalog:
                                                                          for i in range(4)))
 
     def page(self, page_id: int) -> PageRow | None:
-        row = self.db.execute(
-            "SELECT doc_id, number, width, height, text, text_source, vec_start, vec_count, "
-            "pool_start, pool_count, id FROM pages WHERE id=?", (page_id,)).fetchone()
-        return PageRow(*row) if row else None
+        return self.pages([page_id]).get(int(page_id))
+
+    def pages(self, page_ids) -> dict[int, PageRow]:
+        """{page id: row} of the given pages that exist, in one read (a search's hits)."""
+        ids = [int(i) for i in page_ids]
+        rows = {}
+        for i in range(0, len(ids), 900):
+            chunk = ids[i:i + 900]
+            rows.update((r[-1], PageRow(*r)) for r in self.db.execute(
+                "SELECT doc_id, number, width, height, text, text_source, vec_start, vec_count, "
+                f"pool_start, pool_count, id FROM pages WHERE id IN ({','.join('?' * len(chunk))})", chunk))
+        return rows
 
     def page_texts(self, page_ids: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
         """(page ids, texts) for the given pages, or for all pages in id order."""

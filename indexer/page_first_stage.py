@@ -20,9 +20,9 @@ from indexer.catalog import PageTable
 from indexer.ivf_files import IvfFiles
 
 # hybrid scans every page below this many; above it, through the first stage. Measured on the
-# simulation (benchmarks/results/scale.md), p50 scan against first stage: 36.5 against 39.3 ms
-# at 100k pages, 262 against 148 ms at 1M; the lines cross near 120k.
-EXACT_PAGES = 150_000
+# simulation (benchmarks/results/scale.md), p50 scan against first stage in one process: 20.0
+# against 19.1 ms at 50k pages, 26.7 against 20.7 at 100k; the lines cross near 50k.
+EXACT_PAGES = 50_000
 ADD_BLOCK = 1 << 15  # pages' vectors read and added per call
 
 

@@ -8,6 +8,7 @@ import os
 import shutil
 import threading
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -56,6 +57,26 @@ def _stemmer():
     except ImportError:  # stemming is a bonus; plain tokens still work
         return None
     return Stemmer.Stemmer("english")
+
+
+_QUERY_STEMMER = threading.Lock()
+
+
+@lru_cache(maxsize=256)
+def _query_tokens(query: str, stem: bool) -> tuple[str, ...]:
+    """A query's BM25 tokens, made once for the four indexes a search asks (pages, heads,
+    profiles, documents), which all tokenize alike."""
+    import bm25s
+
+    with _QUERY_STEMMER:  # one stemmer for queries; a stemmer is not to be shared by threads
+        stemmer = _query_stemmer() if stem else None
+        return tuple(bm25s.tokenize([normalize(query)], stopwords="en", stemmer=stemmer,
+                                    token_pattern=TOKEN_PATTERN, return_ids=False, show_progress=False)[0])
+
+
+@lru_cache(maxsize=1)
+def _query_stemmer():
+    return _stemmer()
 
 
 class Bm25Index:
@@ -202,11 +223,7 @@ class Bm25Index:
 
     # -- scoring ------------------------------------------------------------------------
     def query_tokens(self, query: str) -> list[str]:
-        import bm25s
-
-        tokenized = bm25s.tokenize([normalize(query)], stopwords="en", stemmer=self.stemmer,
-                                   token_pattern=TOKEN_PATTERN, return_ids=False, show_progress=False)
-        return tokenized[0]
+        return list(_query_tokens(query, self.stemmer is not None))
 
     def _terms(self, query: str) -> list[int]:
         return [self.vocab[t] for t in self.query_tokens(query) if t in self.vocab]

@@ -312,13 +312,14 @@ class Searcher:
         order = np.argsort(-final, kind="stable")[:k]
         return pool[candidates[order]], final[order]
 
-    def _stats_sample(self, table: PageTable) -> tuple[PageTable, np.ndarray]:
-        """A fixed sample of the pages searched, and their head vectors: the vector signals'
-        mean and spread come from it (kept, _of_table)."""
+    def _stats_sample(self, table: PageTable):
+        """A fixed sample of the pages searched, its head vectors and its dense signal as a
+        function of the pooled vector: the vector signals' mean and spread come from it (kept,
+        _of_table)."""
         def draw(table: PageTable):
             rows = np.random.default_rng(0).choice(len(table), min(STATS_SAMPLE, len(table)), replace=False)
             sample = table.subset(np.sort(rows))
-            return sample, self.cache.head_vectors(sample)
+            return self.cache.head_vectors(sample), self.main.store.dense_of(sample)
 
         return self._of_table("stats sample", table, draw)
 
@@ -352,8 +353,8 @@ class Searcher:
             parts.append(np.flatnonzero(best[where]))
         pool = np.unique(np.concatenate(parts))
         subset = table.subset(pool)
-        sample, sample_heads = self._stats_sample(table)
-        scaled = {"dense": standardize_like(self.dense(qv, subset), self.dense(qv, sample)),
+        sample_heads, sample_dense = self._stats_sample(table)
+        scaled = {"dense": standardize_like(self.dense(qv, subset), sample_dense(qv.pooled)[:, 0]),
                   "head": standardize_like(self.head(qv, subset), sample_heads @ qv.pooled.astype(np.float32)),
                   "bm25_head": bm25_head.standardized(pool), "bm25": bm25.standardized(pool)}
         return pool, weighted_sum(scaled, self.page_weights, lambda x: x) + per_doc[where[pool]]
@@ -368,9 +369,12 @@ class Searcher:
         every = np.concatenate([v.vectors for v in pages if len(v.vectors)]) if any(counts) else None
         all_sims = np.split(qv.vectors @ every.T, np.cumsum(counts)[:-1], axis=1) \
             if every is not None and len(qv.vectors) else [None] * len(pages)
+        page_rows = self.catalog.pages(table.page_ids[np.asarray(rows, np.int64)])
         for i, score, vectors, sims in zip(rows, scores, pages, all_sims):
             page_id = int(table.page_ids[i])
-            row = self.catalog.page(page_id)
+            row = page_rows.get(page_id)
+            if row is None:  # removed by another process since this search read the table
+                continue
             doc = docs.get(row.doc_id) or docs.setdefault(row.doc_id, self.catalog.document(row.doc_id))
             sims = sims if len(vectors.vectors) else None
             text, boxes = snippet(row.text, vectors, qv.vectors, sims=sims)

@@ -347,9 +347,10 @@ class SignalCache:
         rows = self._rows(page_ids, table)
         import torch
 
-        query = torch.from_numpy(np.ascontiguousarray(pooled, np.float32))
+        # A float16 product on the float16 rows, as for the whole table: a page scores the
+        # same with and without a filter (100k pages: 2.5 ms, float32 rows took 6.5; 3,500
+        # gathered rows: 0.4 ms, widened to float32 1.2 ms).
+        heads, query = torch.from_numpy(heads), torch.from_numpy(np.ascontiguousarray(pooled, np.float32)).half()
         if isinstance(rows, np.ndarray) and len(rows) * 4 < len(page_ids):  # a filter, a pool
-            # float32 product; torch widens the float16 rows (numpy's copy of 12k rows: 10 ms)
-            return (torch.from_numpy(heads[rows]).float() @ query).numpy()
-        # float16 product on the float16 rows (2.5 ms at 100k pages; float32 rows took 6.5)
-        return (torch.from_numpy(heads) @ query.half()).float().numpy()[rows]
+            return (heads.index_select(0, torch.from_numpy(rows.astype(np.int64, copy=False))) @ query).float().numpy()
+        return (heads @ query).float().numpy()[rows]

@@ -201,6 +201,7 @@ class Compressor:
         self.words_format: str = c["meta"]["words"]
         self.rerank: int = c["rerank"]
         self.dim: int | None = None  # the encoder's dimension, known once fitted
+        self._fingerprint: str | None = None  # kept: searches ask for it (1 ms a hash)
 
     # -- config -------------------------------------------------------------------------
     @classmethod
@@ -291,7 +292,7 @@ class Compressor:
             self.pooled_reducer.fit(px)
             px = self.pooled_reducer.transform(px)
         self.pooled_quantizer.fit(px)
-        self.dim = dim
+        self.dim, self._fingerprint = dim, None
         return FitReport(len(pages), sum(len(p) for p in pages), sum(len(s) for s in shrunk),
                          len(x), explained)
 
@@ -389,8 +390,13 @@ class Compressor:
 
     def fingerprint(self) -> str:
         """A short hash of the config and every fitted parameter (two codecs that code alike
-        share it)."""
+        share it). Fitting and loading are what set the parameters, so it is computed once."""
         self._need_fit()
+        if self._fingerprint is None:
+            self._fingerprint = self._digest()
+        return self._fingerprint
+
+    def _digest(self) -> str:
         h = hashlib.sha256(json.dumps(self._config, sort_keys=True).encode())
         for key, value in sorted(self._arrays().items()):
             h.update(key.encode())

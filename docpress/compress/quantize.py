@@ -396,10 +396,12 @@ class BinaryQuantizer(Quantizer):
     def _prepare_exact(self, query: np.ndarray) -> torch.Tensor:
         """Per byte and byte value, the query's dot product with the decoded +-scale bits."""
         import torch
-        # one (query bytes, 8) x (8, 256) product: 1.2 ms against einsum's 2.0 for 20 tokens
+        # per byte, the (256, 8) signs times its (8, query tokens) values: the table comes out
+        # in the (bytes * 256, query tokens) order lut_scores reads, with no transposing copy
+        # (0.08 ms for 20 tokens; one product then a transpose took 0.33, einsum 2.0)
         parts = self._byte_queries((query * self._unit_scale()).astype(np.float32))
-        lut = parts.reshape(-1, 8) @ _SIGNS.T  # (query tokens * bytes, 256)
-        return torch.from_numpy(np.ascontiguousarray(lut.reshape(len(query), -1).T))
+        lut = np.matmul(_SIGNS, np.ascontiguousarray(parts.transpose(1, 2, 0)))  # (bytes, 256, tokens)
+        return torch.from_numpy(lut.reshape(-1, len(query)))
 
     def _hamming_lut(self, query: np.ndarray) -> torch.Tensor:
         """Per byte and byte value, w * (matching - differing bits) / dim against the query's bits."""

@@ -160,3 +160,18 @@ def test_saved_heads_replaced_since_their_ids_were_read_are_refused(tmp_path):
     for call in (lambda h: h.whole(), lambda h: h.rows_into(np.zeros((4, 3), np.float16), np.arange(4), np.arange(4))):
         with pytest.raises(ValueError):
             call(SavedHeads(path, "v", 7, 4))
+
+
+def test_a_page_has_the_same_head_score_with_and_without_a_filter(tmp_path, encoder):
+    """A filter's (or a first stage's pool's) few pages are scored by the same float16 product
+    as the whole table, so a page's head score does not depend on what else is searched."""
+    for name in TOPICS:
+        write_pdf(tmp_path / "docs" / f"{name}.pdf", [TOPICS[name], TOPICS[name].upper()])
+    with Index.create(tmp_path / "ix", encoder=encoder) as index:
+        index.add(sorted((tmp_path / "docs").glob("*.pdf")), compression="none")
+        cache, table = index.searcher.cache, index.catalog.page_table()
+        assert len(table) >= 8
+        pooled = index.encoder.encode_queries(["how do plants make sugar from light"])[0].pooled
+        every = cache.head_scores(table, pooled)
+        few = np.asarray([1, len(table) - 2])  # few enough to be gathered, not scanned
+        np.testing.assert_array_equal(cache.head_scores(table.subset(few), pooled), every[few])

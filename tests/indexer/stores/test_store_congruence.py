@@ -227,6 +227,19 @@ def test_dense_over_a_scattered_subset(built):
     np.testing.assert_allclose(got[:, 0], ref[:, 0], rtol=0, atol=built.pooled_tol)
 
 
+def test_dense_of_a_kept_table_equals_dense(built):
+    """dense_of(pages) (a fixed sample scored by every query) answers as dense does, query
+    after query, on the whole table and on a scattered subset (to the last bits of a float
+    product over another number of rows)."""
+    for pages in (built.table, built.table.subset(np.asarray(SCATTERED))):
+        of_pages = built.store.dense_of(pages)
+        for seed in range(3):
+            _, pooled = make_query(seed)
+            got, ref = of_pages(pooled), built.store.dense(pooled, pages)
+            np.testing.assert_array_equal(np.isinf(got), np.isinf(ref))
+            np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-7)  # a product's blocking
+
+
 # -- head vectors ---------------------------------------------------------------------------
 @pytest.mark.parametrize("n_tokens", [1, 4, 100])
 def test_head_vectors_are_normalised_means_of_the_first_tokens(built, n_tokens):
