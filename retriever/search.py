@@ -375,17 +375,19 @@ class Searcher:
             row = page_rows.get(page_id)
             if row is None:  # removed by another process since this search read the table
                 continue
-            doc = docs.get(row.doc_id) or docs.setdefault(row.doc_id, self.catalog.document(row.doc_id))
+            if row.doc_id not in docs:  # a document's row and paths read once for its hits
+                doc = self.catalog.document(row.doc_id)
+                docs[row.doc_id] = doc, [doc.path, *self.catalog.aliases(doc.id).get(doc.id, [])]
+            doc, paths = docs[row.doc_id]
             sims = sims if len(vectors.vectors) else None
             text, boxes = snippet(row.text, vectors, qv.vectors, sims=sims)
             regions, heat = match_regions(qv.vectors, qv.tokens, vectors.vectors, vectors.boxes, sims=sims)
             # An identical copy still on disk stands in for a file that is gone.
-            paths = [doc.path, *self.catalog.aliases(doc.id).get(doc.id, [])]
-            present = [p for p in paths if os.path.exists(p)]
-            path = present[0] if present else doc.path
+            present = next((p for p in paths if os.path.exists(p)), None)
+            path = present or doc.path
             hits.append(Hit(path=path, page=row.number, score=float(score), snippet=text,
                             title=doc.title, text_source=row.text_source, metadata=doc.metadata,
                             boxes=boxes, doc_id=doc.id, page_id=page_id, method=method.value,
-                            other_paths=[p for p in paths if p != path], missing=not present,
+                            other_paths=[p for p in paths if p != path], missing=present is None,
                             text=row.text, regions=regions, heat=heat, page_size=(row.width, row.height)))
         return hits
