@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
+import re
 import sqlite3
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -84,6 +87,9 @@ class DocumentRow:
 RENAMED = "documents.renamed"  # state key: how many times a document took another path
 
 
+FILTERS_KEPT = 16  # filters whose pages a catalog keeps for the current generation
+
+
 @dataclass
 class PageRow:
     """A page as the catalog stores it; vectors are rows [vec_start, vec_start + vec_count)."""
@@ -133,6 +139,8 @@ class Catalog:
     def __init__(self, path: Path, create: bool = True):
         self.path = Path(path)
         self._pages_cache: tuple | None = None  # (generation, PageTable)
+        self._filtered: dict[tuple, tuple] = {}  # {filter: (whole table, its pages)}, FILTERS_KEPT
+        self._filtered_lock = threading.Lock()
         self._write_start: int | None = None  # the generation a recorded write began at
         self._documents_cache: tuple | None = None  # (generation, documents)
         self._writing = False
@@ -484,8 +492,22 @@ class Catalog:
         table = self._live_pages()
         if not (path_glob or metadata):
             return table
-        keep = np.asarray([d.id for d in self.documents() if _matches(d, path_glob, metadata)], dtype=np.int64)
-        return table.subset(np.isin(table.doc_ids, keep))
+        # A filter's pages are kept with the whole table they came from (one a generation): a
+        # RAG pipeline asks many questions of one filter, and matching every document's path
+        # took 75 ms a query at 1M pages (18k documents).
+        key = (path_glob, json.dumps(metadata, sort_keys=True, default=str) if metadata else None)
+        kept = self._filtered.get(key)
+        if kept is not None and kept[0] is table:
+            return kept[1]
+        match = _matcher(path_glob, metadata)
+        keep = np.asarray([d.id for d in self.documents() if match(d)], dtype=np.int64)
+        filtered = table.subset(np.isin(table.doc_ids, keep))
+        with self._filtered_lock:
+            self._filtered.pop(key, None)
+            while len(self._filtered) >= FILTERS_KEPT:
+                del self._filtered[next(iter(self._filtered))]  # the oldest
+            self._filtered[key] = (table, filtered)
+        return filtered
 
     def _live_pages(self) -> PageTable:
         # one committed state for the generation, the stamp and the rows: a file saved under a
@@ -544,11 +566,14 @@ def _doc(row) -> DocumentRow:
     return DocumentRow(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), row[6])
 
 
-def _matches(doc: DocumentRow, path_glob: str | None, metadata: dict | None) -> bool:
-    if path_glob and not (fnmatch.fnmatch(doc.path, path_glob)
-                          or fnmatch.fnmatch(Path(doc.path).name, path_glob)):
-        return False
-    for key, value in (metadata or {}).items():
-        if str(doc.metadata.get(key)) != str(value):
+def _matcher(path_glob: str | None, metadata: dict | None):
+    """Whether a document is in a filter: its path or file name matches the glob (as
+    fnmatch, compiled once), and its metadata has every value asked for (compared as text)."""
+    pattern = re.compile(fnmatch.translate(path_glob)).match if path_glob else None
+    wanted = {key: str(value) for key, value in (metadata or {}).items()}
+
+    def matches(doc: DocumentRow) -> bool:
+        if pattern and not (pattern(doc.path) or pattern(os.path.basename(doc.path))):
             return False
-    return True
+        return all(str(doc.metadata.get(key)) == value for key, value in wanted.items())
+    return matches

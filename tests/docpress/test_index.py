@@ -47,6 +47,31 @@ def test_filters_by_path_glob_and_metadata(topic_index):
     assert len(topic_index.search("lava", k=5, metadata={"corpus": "topics"})) == len(TOPICS)
 
 
+def test_a_kept_filter_follows_the_writes(tmp_path, encoder):
+    """A filter's pages are kept between searches (a pipeline asks many questions of one
+    filter), never past a write: a document added, renamed or removed changes what it holds."""
+    docs = tmp_path / "docs"
+    write_pdf(docs / "report-a.pdf", [TOPICS["volcanoes"]])
+    write_pdf(docs / "notes.pdf", [TOPICS["espresso"]])
+    with Index.create(tmp_path / "ix", encoder=encoder) as index:
+        index.add([docs], compression="none")
+        catalog = index.catalog
+        first = catalog.page_table("report-*")
+        assert catalog.page_table("report-*") is first and len(first) == 1
+        assert catalog.page_table("*/report-a.pdf") is not first  # another filter, its own pages
+        write_pdf(docs / "report-b.pdf", [TOPICS["football"]])
+        index.add([docs / "report-b.pdf"], compression="none")
+        assert len(catalog.page_table("report-*")) == 2
+        assert [Path(h.path).name for h in index.search("penalty shootout", k=5, path="report-*")][0] == "report-b.pdf"
+        (docs / "report-b.pdf").rename(docs / "memo.pdf")
+        index.add([docs], compression="none")  # the same file under another name: a copy
+        index.remove("*report-b.pdf")  # the document lives on under the copy's name
+        assert len(catalog.page_table("report-*")) == 1 and len(catalog.page_table("memo*")) == 1
+        index.remove("*report-a.pdf")
+        assert len(catalog.page_table("report-*")) == 0
+        assert index.search("lava", k=5, path="report-*") == []
+
+
 def test_reingest_is_idempotent_replace_and_delete(tmp_path, encoder):
     docs = tmp_path / "docs"
     write_pdf(docs / "a.pdf", [TOPICS["volcanoes"], TOPICS["football"]])
