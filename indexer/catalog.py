@@ -87,7 +87,7 @@ class DocumentRow:
 RENAMED = "documents.renamed"  # state key: how many times a document took another path
 
 
-FILTERS_KEPT = 16  # filters whose pages a catalog keeps for the current generation
+FILTERS_KEPT = 16  # filters whose pages a catalog keeps for the current generation (at most)
 
 
 @dataclass
@@ -503,10 +503,15 @@ class Catalog:
         keep = np.asarray([d.id for d in self.documents() if match(d)], dtype=np.int64)
         filtered = table.subset(np.isin(table.doc_ids, keep))
         with self._filtered_lock:
-            self._filtered.pop(key, None)
-            while len(self._filtered) >= FILTERS_KEPT:
-                del self._filtered[next(iter(self._filtered))]  # the oldest
+            for old in [k for k, (whole, _) in self._filtered.items() if whole is not table or k == key]:
+                del self._filtered[old]  # an older generation's: it would hold its whole table
             self._filtered[key] = (table, filtered)
+            # the oldest dropped past FILTERS_KEPT filters, or past one whole table's pages
+            # kept in all (56 bytes a page: 56 MB at 1M pages)
+            while len(self._filtered) > 1 and (
+                    len(self._filtered) > FILTERS_KEPT
+                    or sum(len(f) for _, f in self._filtered.values()) > len(table)):
+                del self._filtered[next(iter(self._filtered))]
         return filtered
 
     def _live_pages(self) -> PageTable:
