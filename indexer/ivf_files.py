@@ -97,6 +97,7 @@ class IvfFiles:
         self.searchable = searchable
         self.state: dict = {}
         self.base = self.delta = self.trained = None
+        self._files: dict = {}  # the file each loaded part was read from
         self._lock = threading.Lock()
         self.outgrown = False  # the last writer's sync found the centroids outgrown (deferred)
 
@@ -252,26 +253,43 @@ class IvfFiles:
             return {}
 
     def _load(self) -> None:
-        self.state, self.base, self.delta, self.trained = {}, None, None, None
+        """The files the state on disk names (those loaded already under the same names are
+        kept: another process's extension costs a reader its new delta only)."""
+        self.state = {}
         try:
             state = self._on_disk()
             if state.get("identity") != self.identity or state.get("format") != FORMAT:
+                self._forget()
                 return
             self._open(state["files"])
             if self.base.ntotal + (self.delta.ntotal if self.delta is not None else 0) != state["items"]:
                 raise ValueError("the files hold other items than the state says")
             self.state = state
         except Exception:  # noqa: BLE001 - missing, damaged or older: derived data, rebuilt
-            self.state, self.base, self.delta, self.trained = {}, None, None, None
+            self._forget()
+
+    def _forget(self) -> None:
+        self.state, self.base, self.delta, self.trained, self._files = {}, None, None, None, {}
 
     def _open(self, files: dict) -> None:
+        """Load the files named, keeping the parts already loaded from a file of the same name
+        (files are never rewritten under a name): an extension reads only its new delta, not
+        the base again (13M token rows at 100k pages: 1.2 s read and 0.6 s made a fast scan)."""
         import faiss
 
-        self.trained = faiss.read_index(str(self.folder / files["trained"]))
-        # read whole: FAISS's memory-mapped lists searched 10-20x slower (4.5 ms against 0.4
-        # for 32 lists of 100k head vectors)
-        self.base = self.searchable(faiss.read_index(str(self.folder / files["base"])))
-        self.delta = self.searchable(faiss.read_index(str(self.folder / files["delta"]))) if files["delta"] else None
+        def read(kind: str, loaded, make=lambda index: index):
+            if files[kind] is None:
+                return None
+            if loaded is not None and self._files.get(kind) == files[kind]:
+                return loaded
+            # read whole: FAISS's memory-mapped lists searched 10-20x slower (4.5 ms against
+            # 0.4 for 32 lists of 100k head vectors)
+            return make(faiss.read_index(str(self.folder / files[kind])))
+
+        self.trained, self.base, self.delta = (read("trained", self.trained),
+                                               read("base", self.base, self.searchable),
+                                               read("delta", self.delta, self.searchable))
+        self._files = dict(files)
 
     def _build(self, bound: int, live: int, sample, add) -> None:
         nlist = lists_for(live)

@@ -79,3 +79,30 @@ def test_a_read_only_column_is_checked_once_and_other_arrays_every_time():
     assert positions(writable, np.array([9])).tolist() == [2]
     writable[:] = [9, 5, 3]  # changed in place: a writable array is never taken on trust
     assert positions(writable, np.array([9])).tolist() == [0]
+
+
+def test_an_extension_reads_only_its_new_delta(tmp_path, vectors, monkeypatch):
+    """A writer's extension, and a reader picking up another process's, read the new delta
+    file alone: the base (13M rows for the token IVF at 100k pages) stays as loaded."""
+    import faiss
+
+    monkeypatch.setattr(page_first_stage, "EXACT_PAGES", 0)
+    fetch = lambda t: vectors[t.page_ids]  # noqa: E731
+    table = _table(np.arange(0, 3000))
+    writer = PageIvf(tmp_path, "head", "v1").sync(table, fetch)
+    reader = PageIvf(tmp_path, "head", "v1").sync(table, fetch, build=False)
+    reads = []
+    real = faiss.read_index
+    monkeypatch.setattr(faiss, "read_index", lambda path, *a: reads.append(path) or real(path, *a))
+    base = writer.files.base
+    for hi in (3100, 3200):
+        table = _table(np.arange(0, hi))
+        writer = writer.sync(table, fetch)
+        assert writer.files.base is base and writer.files.delta.ntotal == hi - 3000
+        kinds = [p.split("/")[-1].split("-")[1] for p in reads]
+        assert "base" not in kinds and kinds[-1] == "delta", kinds  # the old delta to add to, the new one
+        reads.clear()
+        reader = reader.sync(table, fetch, build=False)
+        assert [p.split("/")[-1].split("-")[1] for p in reads] == ["delta"]
+        assert reader.files.base is not None and table.page_ids[reader.nearest(vectors[hi - 1], 1, 64, table)[0]] == hi - 1
+        reads.clear()
