@@ -59,6 +59,47 @@ def _stemmer():
     return Stemmer.Stemmer("english")
 
 
+def _follow_keys(keys: list[np.ndarray], alive: list[np.ndarray], live_keys: np.ndarray):
+    """(each segment's live mask once only `live_keys` live, the live keys no segment holds)."""
+    live = [a & np.isin(k, live_keys) for k, a in zip(keys, alive)]
+    known = np.concatenate([k[a] for k, a in zip(keys, live)]) if live else np.zeros(0, np.int64)
+    return live, live_keys[~np.isin(live_keys, known)]
+
+
+def _to_merge(sizes: list[int], live: list[np.ndarray], n_live: int) -> list[int]:
+    """The segments a write's update merges (then saves): all of them when many texts are
+    dead, the small ones when there are many; none mostly."""
+    dead = sum(int((~a).sum()) for a in live)
+    if dead > 0.3 * max(n_live, 1):
+        return list(range(len(sizes)))
+    small = [i for i, n in enumerate(sizes) if n < SEGMENT_TEXTS]
+    return small if len(small) > MAX_SEGMENTS else []
+
+
+def update_saves(cache: Path, live_keys: np.ndarray, version: str = "") -> bool:
+    """Whether follow() in a process without this index in memory would save it: no saved
+    index of these terms to update, or an update that merges segments. Reads the saved keys
+    and live masks only (a writer that will not search skips the rest: at 1M pages loading
+    and updating the page index took 3.5 s, for nothing another process reads)."""
+    stamp = {"terms": TERMS_VERSION, "format": FORMAT, "version": version}
+    try:
+        saved = json.loads((cache / "stamp.json").read_text())
+        if any(saved.get(k) != v for k, v in stamp.items()):
+            return True
+        with np.load(cache / "bm25.npz") as data:
+            keys = [data[f"{i}.keys"] for i in range(int(saved["segments"]))]
+            alive = [data[f"{i}.live"] for i in range(int(saved["segments"]))]
+    except Exception:  # noqa: BLE001 - missing or damaged: follow() builds and saves it
+        return True
+    live_keys = np.asarray(live_keys, np.int64)
+    live, new = _follow_keys(keys, alive, live_keys)
+    if len(new) == 0 and all((a == b).all() for a, b in zip(live, alive)):
+        return False  # the saved index is current: follow() takes it as it is
+    sizes = [len(k) for k in keys] + [min(SEGMENT_TEXTS, len(new) - lo) for lo in range(0, len(new), SEGMENT_TEXTS)]
+    live += [np.ones(n, bool) for n in sizes[len(keys):]]
+    return bool(_to_merge(sizes, live, len(live_keys)))
+
+
 _QUERY_STEMMER = threading.Lock()
 
 
@@ -157,22 +198,15 @@ class Bm25Index:
         added as a segment (the catalog never gives an id twice, so a live key's text is the
         one indexed). Segments are merged when there are many or many dead texts."""
         live_keys = np.asarray(live_keys, np.int64)
-        live = [alive & np.isin(seg.keys, live_keys) for seg, alive in zip(self.segments, self.live)]
-        known = np.concatenate([seg.keys[a] for seg, a in zip(self.segments, live)]) if live else np.zeros(0, np.int64)
-        new = live_keys[~np.isin(live_keys, known)]
+        live, new = _follow_keys([seg.keys for seg in self.segments], self.live, live_keys)
         same = len(new) == 0 and all((a == b).all() for a, b in zip(live, self.live))
         if same:
             return self
         index = Bm25Index(self.vocab, list(self.segments), live, self.stemmer)
         if len(new):
             index._extend(new, texts, batch)
-        dead = sum(int((~a).sum()) for a in index.live)
-        small = [i for i, seg in enumerate(index.segments) if len(seg.keys) < SEGMENT_TEXTS]
-        if dead > 0.3 * max(len(index.keys), 1):
-            index = index.merged(range(len(index.segments)))
-        elif len(small) > MAX_SEGMENTS:
-            index = index.merged(small)
-        return index
+        which = _to_merge([len(seg.keys) for seg in index.segments], index.live, len(index.keys))
+        return index.merged(which) if which else index
 
     def merged(self, which) -> "Bm25Index":
         """The segments `which` (positions) merged into one of their live texts, last."""

@@ -14,12 +14,17 @@ from indexer.first_stage import TokenIvf
 from indexer.layout import FIRST_STAGE_FOLDER, cache_folder
 from indexer.page_first_stage import PageIvf, positions
 from indexer.stores.base import VectorStore
-from retriever.bm25 import Bm25Index, follow
+from retriever.bm25 import Bm25Index, follow, update_saves
 
 HEAD_TOKENS = 32  # tokens that make a page's head vector (its title or heading)
 HEAD_WORDS = 40  # words of a page's head for BM25
 PROFILE_WORDS = 100  # words of a document's start, with its file name and title, for BM25
 SAVE_SHARE = 0.1  # head vectors are saved again once this share of them is new since the last save
+# The BM25 indexes, by their SignalCache method: cache folder, the method giving their keys
+# (pages or documents), and whether their texts start with a file name (a rename changes them)
+BM25_INDEXES = {"page_bm25": ("bm25-pages", "_page_ids", False), "head_bm25": ("bm25-heads", "_page_ids", False),
+                "profile_bm25": ("bm25-profiles", "_doc_ids", True),
+                "document_bm25": ("bm25-documents", "_doc_ids", True)}
 FIRST_STAGES = ("head", "dense", "tokens")  # the FAISS first stages, by name (hybrid's two, maxsim's)
 DOCUMENTS_PER_READ = 64  # whole documents read and tokenised at once (a filing is ~100k words)
 
@@ -30,6 +35,22 @@ def _vectors_identity(store: VectorStore) -> str:
     compressor = getattr(store, "compressor", None)
     folder = getattr(store, "dir", None)
     return f"{compressor.fingerprint() if compressor is not None else store.name}@{folder and Path(folder).name}"
+
+
+def _still_valid(page_ids: np.ndarray, vec_start: np.ndarray, table: PageTable) -> tuple[np.ndarray, np.ndarray]:
+    """(rows of `table`, rows of the saved heads) of the pages whose saved head still holds:
+    the same page id on the same store rows (the catalog never gives an id twice, local rows
+    are only appended, and a server store's pages all have vec_start -1)."""
+    ahead = len(page_ids)
+    if 0 < ahead <= len(table) and np.array_equal(table.page_ids[:ahead], page_ids) and \
+            np.array_equal(table.vec_start[:ahead], vec_start):
+        return np.arange(ahead), np.arange(ahead)  # pages only appended: the old rows in one piece
+    if not ahead:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    order = np.argsort(page_ids)
+    where = np.clip(np.searchsorted(page_ids, table.page_ids, sorter=order), 0, len(order) - 1)
+    known = (page_ids[order[where]] == table.page_ids) & (vec_start[order[where]] == table.vec_start)
+    return np.flatnonzero(known), order[where[known]]
 
 
 def _load_heads(path: Path):
@@ -138,12 +159,22 @@ class SignalCache:
             self._cache[name] = (generation, build(generation))
         return self._cache[name][1]
 
-    def _bm25(self, name: str, keys: Callable[[], np.ndarray],
-              texts: Callable[[np.ndarray], list[str]], batch: int | None = None,
-              version: str = "") -> Bm25Index:
+    def _bm25(self, which: str, texts: Callable[[np.ndarray], list[str]], batch: int | None = None) -> Bm25Index:
+        name, keys, versioned = BM25_INDEXES[which]
+        version = self._names_version() if versioned else ""
         prior = self._cache.get(name)
-        return self._get(name, lambda g: follow(cache_folder(self.directory) / name, g,
-                                                prior[1] if prior else None, keys, texts, batch, version))
+        return self._get(name, lambda g: follow(cache_folder(self.directory) / name, g, prior[1] if prior else None,
+                                                getattr(self, keys), texts, batch, version))
+
+    def bm25_saves(self, which: str) -> bool:
+        """Whether bringing the BM25 index `which` up here would save it for the other
+        processes (retriever.bm25.update_saves); True where this process holds it already
+        (keeping it current costs the new texts only)."""
+        name, keys, versioned = BM25_INDEXES[which]
+        if name in self._cache:
+            return True
+        return update_saves(cache_folder(self.directory) / name, getattr(self, keys)(),
+                            self._names_version() if versioned else "")
 
     def _names_version(self) -> str:
         """Changes when a document takes another path: its texts here start with its file name."""
@@ -163,23 +194,20 @@ class SignalCache:
 
     def page_bm25(self) -> Bm25Index:
         """Over each page's whole text."""
-        return self._bm25("bm25-pages", self._page_ids, self._page_texts)
+        return self._bm25("page_bm25", self._page_texts)
 
     def head_bm25(self) -> Bm25Index:
         """Over each page's first words (titles, headings)."""
-        return self._bm25("bm25-heads", self._page_ids,
-                          lambda ids: [" ".join(t.split(" ")[:HEAD_WORDS]) for t in self._page_texts(ids)])
+        return self._bm25("head_bm25", lambda ids: [" ".join(t.split(" ")[:HEAD_WORDS]) for t in self._page_texts(ids)])
 
     def profile_bm25(self) -> Bm25Index:
         """Over each document's file name, title and opening words: which document is meant."""
-        return self._bm25("bm25-profiles", self._doc_ids,
-                          lambda ids: self.catalog.document_texts(PROFILE_WORDS, ids)[1],
-                          version=self._names_version())
+        return self._bm25("profile_bm25", lambda ids: self.catalog.document_texts(PROFILE_WORDS, ids)[1])
 
     def document_bm25(self) -> Bm25Index:
         """Over each document's whole text."""
-        return self._bm25("bm25-documents", self._doc_ids, lambda ids: self.catalog.document_texts(None, ids)[1],
-                          batch=DOCUMENTS_PER_READ, version=self._names_version())
+        return self._bm25("document_bm25", lambda ids: self.catalog.document_texts(None, ids)[1],
+                          batch=DOCUMENTS_PER_READ)
 
     def token_ivf(self, build: bool = True, defer_drift: bool = False) -> TokenIvf | None:
         """The main store's token first stage (maxsim), in step with the catalog; None where
@@ -281,23 +309,11 @@ class SignalCache:
             carried = False  # rows taken over from `prior`
             # Carried over by page id and rows: the catalog never gives a page id twice, and
             # local rows are only appended (a server store's pages all have vec_start -1).
-            ahead = len(prior[0]) if prior is not None else 0
             try:
-                if prior is not None and prior[2] == identity and 0 < ahead <= len(everything) and \
-                        np.array_equal(everything.page_ids[:ahead], prior[0]) and \
-                        np.array_equal(everything.vec_start[:ahead], prior[4]):
-                    # pages were only appended: the old rows in one piece, no gather (1M: 1.2 s)
-                    _carry_rows(heads, np.arange(ahead), prior[1], np.arange(ahead))
-                    fresh[:ahead] = False
-                    carried = True
-                elif prior is not None and prior[2] == identity and len(prior[0]):
-                    order = np.argsort(prior[0])
-                    where = np.clip(np.searchsorted(prior[0], everything.page_ids, sorter=order), 0, len(order) - 1)
-                    # same page and same rows (an id freed by a delete may be given again)
-                    known = (prior[0][order[where]] == everything.page_ids) & \
-                        (prior[4][order[where]] == everything.vec_start)
-                    _carry_rows(heads, np.flatnonzero(known), prior[1], order[where[known]])
-                    fresh = ~known
+                if prior is not None and prior[2] == identity and len(prior[0]):
+                    rows, saved = _still_valid(prior[0], prior[4], everything)
+                    _carry_rows(heads, rows, prior[1], saved)
+                    fresh[rows] = False
                     carried = True
             except Exception:  # noqa: BLE001 - the saved heads damaged since their state was read
                 fresh[:], carried = True, False
@@ -329,6 +345,18 @@ class SignalCache:
         if len(page_ids) == len(table) and np.array_equal(page_ids, table.page_ids):
             return slice(None)
         return positions(page_ids, table.page_ids)
+
+    def heads_save(self) -> bool:
+        """Whether bringing the head vectors up in a process without them would save them:
+        none saved of these vectors, or more than SAVE_SHARE of the pages new since. Reads the
+        saved page ids alone (a writer that will not search skips the rest: carrying 1M saved
+        heads over and computing the unsaved ones took 4.5 s)."""
+        prior = _load_heads(cache_folder(self.directory) / "heads.npz")
+        if prior is None or prior[2] != _vectors_identity(self.store):
+            return True
+        everything = self.catalog.page_table()
+        fresh = len(everything) - len(_still_valid(prior[0], prior[4], everything)[0])
+        return fresh > SAVE_SHARE * len(everything) or not len(prior[0])
 
     def warm_heads(self) -> None:
         """Bring the head vectors up to the catalog (without widening them all to float32)."""

@@ -120,6 +120,7 @@ def ingest(
     else:
         idx = run(lambda: Index.create(target, encoder=encoder or "text", store=store, **options))
     idx.wait_for_writer, idx.on_wait = not no_wait, say_waiting(target)
+    idx.searches_after_writes = False  # the command exits after: only caches others read
     skipped_lines = []
 
     def on_skip(item) -> None:
@@ -239,6 +240,7 @@ def remove(
 ) -> None:
     """Delete documents from the index."""
     idx = run(lambda: open_index(index, no_wait))
+    idx.searches_after_writes = False  # the command exits after: only caches others read
     gone = run(lambda: idx.remove(pattern))
     idx.close()
     if not gone:
