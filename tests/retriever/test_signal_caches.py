@@ -175,3 +175,19 @@ def test_a_page_has_the_same_head_score_with_and_without_a_filter(tmp_path, enco
         every = cache.head_scores(table, pooled)
         few = np.asarray([1, len(table) - 2])  # few enough to be gathered, not scanned
         np.testing.assert_array_equal(cache.head_scores(table.subset(few), pooled), every[few])
+
+
+def test_a_writer_extending_the_head_stage_computes_the_kept_values(tmp_path, encoder, monkeypatch):
+    """A process without the kept heads computes a few pages' heads alone for the head first
+    stage, and they are the kept heads' values (float16), not a nearby approximation."""
+    for name in TOPICS:
+        write_pdf(tmp_path / "docs" / f"{name}.pdf", [TOPICS[name], TOPICS[name].upper()])
+    with Index.create(tmp_path / "ix", encoder=encoder) as index:
+        index.add(sorted((tmp_path / "docs").glob("*.pdf")), compression="none")
+        kept = index.searcher.cache.head_vectors(index.catalog.page_table().subset(np.asarray([3])))
+    with Index.open(tmp_path / "ix") as fresh:
+        cache = fresh.searcher.cache
+        asked = _counting(monkeypatch, fresh.store)
+        got = cache._heads_for_stage(fresh.catalog.page_table().subset(np.asarray([3])))
+        assert asked == [1] and "heads" not in cache._cache  # one page computed, nothing carried
+        np.testing.assert_array_equal(got, kept)
