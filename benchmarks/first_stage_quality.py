@@ -4,7 +4,7 @@ corpus-wide and within each question's document.
 
     python benchmarks/first_stage_quality.py --index FB --queries ../shared/eval/financebench/queries.jsonl
 
-By default hybrid uses its first stage past 150k pages and maxsim past 400k token rows
+By default hybrid uses its first stage past 50k pages and maxsim past 400k token rows
 (indexer/page_first_stage.py, indexer/first_stage.py); the dev sets are smaller, so this
 lowers both thresholds to 0 and scores the same questions both ways. Prints one JSON object:
 per method and setting, the metrics (R@1/5/10, nDCG@5, MRR@10) of both, and how often their
