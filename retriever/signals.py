@@ -20,6 +20,7 @@ HEAD_TOKENS = 32  # tokens that make a page's head vector (its title or heading)
 HEAD_WORDS = 40  # words of a page's head for BM25
 PROFILE_WORDS = 100  # words of a document's start, with its file name and title, for BM25
 SAVE_SHARE = 0.1  # head vectors are saved again once this share of them is new since the last save
+FEW_HEADS = 4096  # (or 1% of the pages) computed alone for the head first stage (_heads_for_stage)
 # The BM25 indexes, by their SignalCache method: cache folder, the method giving their keys
 # (pages or documents), and whether their texts start with a file name (a rename changes them)
 BM25_INDEXES = {"page_bm25": ("bm25-pages", "_page_ids", False), "head_bm25": ("bm25-heads", "_page_ids", False),
@@ -234,9 +235,11 @@ class SignalCache:
     def _heads_for_stage(self, table: PageTable) -> np.ndarray:
         """Head vectors for the head first stage: the kept ones, unless this process holds
         none and the pages are few (an extension by a writer that will not search: 100 pages
-        computed alone, not 100k kept heads carried over for them; 2.6 s at 100k pages). The
-        same values either way: the kept heads are these, rounded to float16 as here."""
-        if "heads" not in self._cache and len(table) * 10 <= len(self.catalog.page_table()):
+        computed alone, not 100k kept heads carried over for them, 2.6 s at 100k pages; a
+        build's or refit's blocks of ADD_BLOCK pages go through the kept heads). The same
+        values either way: the kept heads are these, rounded to float16 as here."""
+        few = max(FEW_HEADS, len(self.catalog.page_table()) // 100)
+        if "heads" not in self._cache and len(table) <= few:
             return self.store.head_vectors(table, HEAD_TOKENS).astype(np.float16).astype(np.float32)
         return self.head_vectors(table)
 
