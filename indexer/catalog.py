@@ -9,6 +9,7 @@ import re
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +88,7 @@ class DocumentRow:
 RENAMED = "documents.renamed"  # state key: how many times a document took another path
 
 
+SQL_VARIABLES = 900  # ids bound in one IN (...): under SQLite's oldest limit, 999
 FILTERS_KEPT = 16  # filters whose pages a catalog keeps for the current generation (at most)
 
 
@@ -373,20 +375,21 @@ class Catalog:
     def row_locations(self, page_ids, lane: str | None = None) -> dict[int, tuple]:
         """{page id: (vec_start, vec_count, pool_start, pool_count, crc)} of the given pages in
         the main store (lane None) or an extra lane's (pages it lacks are left out)."""
-        ids = [int(i) for i in page_ids]
-        out: dict[int, tuple] = {}
-        for i in range(0, len(ids), 900):
-            chunk = ids[i:i + 900]
-            marks = ",".join("?" * len(chunk))
-            if lane is None:
-                rows = self.db.execute("SELECT id, vec_start, vec_count, pool_start, pool_count, crc "
-                                       f"FROM pages WHERE id IN ({marks})", chunk)
-            else:
-                rows = self.db.execute("SELECT page_id, vec_start, vec_count, pool_start, pool_count, "
-                                       f"crc FROM lane_pages WHERE lane=? AND page_id IN ({marks})",
-                                       (lane, *chunk))
-            out.update((r[0], tuple(r[1:])) for r in rows)
-        return out
+        if lane is None:
+            rows = self._rows_in("SELECT id, vec_start, vec_count, pool_start, pool_count, crc "
+                                 "FROM pages WHERE id IN ({ids})", page_ids)
+        else:
+            rows = self._rows_in("SELECT page_id, vec_start, vec_count, pool_start, pool_count, crc "
+                                 "FROM lane_pages WHERE lane=? AND page_id IN ({ids})", page_ids, lane)
+        return {r[0]: tuple(r[1:]) for r in rows}
+
+    def _rows_in(self, sql: str, ids, *before) -> Iterator[tuple]:
+        """The rows of `sql`, whose `IN ({ids})` takes every id, read SQL_VARIABLES ids at a
+        time; `before`: the parameters ahead of the ids."""
+        ids = [int(i) for i in ids]
+        for i in range(0, len(ids), SQL_VARIABLES):
+            chunk = ids[i:i + SQL_VARIABLES]
+            yield from self.db.execute(sql.format(ids=",".join("?" * len(chunk))), (*before, *chunk))
 
     def row_extent(self, lane: str | None = None) -> tuple[int, int]:
         """(token rows, pooled rows) the catalog addresses in the main store or a lane's: the
@@ -408,13 +411,10 @@ class Catalog:
     def lane_table(self, lane: str, table: PageTable) -> PageTable:
         """`table`'s pages (same order) located in an extra lane's store; pages the lane has
         no vectors for get vec_count 0."""
-        rows: dict[int, tuple] = {}
-        ids = [int(i) for i in table.page_ids]
-        for i in range(0, len(ids), 900):  # only the pages asked for: hybrid asks for ~256
-            chunk = ids[i:i + 900]
-            rows.update((r[0], r[1:]) for r in self.db.execute(
-                "SELECT page_id, vec_start, vec_count, pool_start, pool_count FROM lane_pages "
-                f"WHERE lane=? AND page_id IN ({','.join('?' * len(chunk))})", (lane, *chunk)))
+        # only the pages asked for: hybrid asks for ~256
+        rows = {r[0]: r[1:] for r in self._rows_in(
+            "SELECT page_id, vec_start, vec_count, pool_start, pool_count FROM lane_pages "
+            "WHERE lane=? AND page_id IN ({ids})", table.page_ids, lane)}
         located = np.asarray([rows.get(int(p), (-1, 0, -1, 0)) for p in table.page_ids],
                              dtype=np.int64).reshape(-1, 4)
         return PageTable(table.page_ids, table.doc_ids, table.numbers, *(located[:, i].copy()
@@ -425,27 +425,16 @@ class Catalog:
 
     def pages(self, page_ids) -> dict[int, PageRow]:
         """{page id: row} of the given pages that exist, in one read (a search's hits)."""
-        ids = [int(i) for i in page_ids]
-        rows = {}
-        for i in range(0, len(ids), 900):
-            chunk = ids[i:i + 900]
-            rows.update((r[-1], PageRow(*r)) for r in self.db.execute(
-                "SELECT doc_id, number, width, height, text, text_source, vec_start, vec_count, "
-                f"pool_start, pool_count, id FROM pages WHERE id IN ({','.join('?' * len(chunk))})", chunk))
-        return rows
+        return {r[-1]: PageRow(*r) for r in self._rows_in(
+            "SELECT doc_id, number, width, height, text, text_source, vec_start, vec_count, "
+            "pool_start, pool_count, id FROM pages WHERE id IN ({ids})", page_ids)}
 
     def page_texts(self, page_ids: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
         """(page ids, texts) for the given pages, or for all pages in id order."""
         if page_ids is None:
             rows = self.db.execute("SELECT id, text FROM pages ORDER BY id").fetchall()
         else:
-            rows = []
-            ids = [int(i) for i in page_ids]
-            for i in range(0, len(ids), 900):
-                chunk = ids[i:i + 900]
-                rows += self.db.execute(
-                    f"SELECT id, text FROM pages WHERE id IN ({','.join('?' * len(chunk))})",
-                    chunk).fetchall()
+            rows = list(self._rows_in("SELECT id, text FROM pages WHERE id IN ({ids})", page_ids))
         return np.asarray([r[0] for r in rows], dtype=np.int64), [r[1] for r in rows]
 
     def document_texts(self, first_words: int | None = None,
@@ -456,17 +445,12 @@ class Catalog:
         if doc_ids is None:
             docs = {d.id: d for d in self.documents()}
         else:  # only these documents' rows: a caller reads a large index a few documents at a time
-            wanted = [int(i) for i in doc_ids]
-            docs = {}
-            for i in range(0, len(wanted), 900):
-                chunk = wanted[i:i + 900]
-                docs.update((r[0], _doc(r)) for r in self.db.execute(
-                    f"SELECT * FROM documents WHERE id IN ({','.join('?' * len(chunk))})", chunk))
+            docs = {r[0]: _doc(r) for r in self._rows_in("SELECT * FROM documents WHERE id IN ({ids})", doc_ids)}
         ids = sorted(docs) if doc_ids is None else [int(i) for i in doc_ids if int(i) in docs]
         parts: dict[int, list[str]] = {i: [] for i in ids}
         counts = dict.fromkeys(ids, 0)
-        for i in range(0, len(ids), 900):
-            chunk = ids[i:i + 900] if doc_ids is not None else None
+        for i in range(0, len(ids), SQL_VARIABLES):
+            chunk = ids[i:i + SQL_VARIABLES] if doc_ids is not None else None
             query = "SELECT doc_id, text FROM pages " + \
                 (f"WHERE doc_id IN ({','.join('?' * len(chunk))}) " if chunk else "") + "ORDER BY doc_id, number"
             for doc_id, text in self.db.execute(query, chunk or ()):
