@@ -59,6 +59,19 @@ def _stemmer():
     return Stemmer.Stemmer("english")
 
 
+def _stamp(version: str) -> dict:
+    """What a saved index must have been written with to be taken up: these terms, this
+    format, these texts (version)."""
+    return {"terms": TERMS_VERSION, "format": FORMAT, "version": version}
+
+
+def _saved_stamp(folder: Path, stamp: dict) -> dict | None:
+    """The stamp of the index saved in `folder` when it matches `stamp`, else None (OSError
+    or ValueError where there is none to read)."""
+    saved = json.loads((folder / "stamp.json").read_text())
+    return saved if all(saved.get(k) == v for k, v in stamp.items()) else None
+
+
 def _follow_keys(keys: list[np.ndarray], alive: list[np.ndarray], live_keys: np.ndarray):
     """(each segment's live mask once only `live_keys` live, the live keys no segment holds)."""
     live = [a & np.isin(k, live_keys) for k, a in zip(keys, alive)]
@@ -81,10 +94,9 @@ def update_saves(cache: Path, live_keys: np.ndarray, version: str = "") -> bool:
     index of these terms to update, or an update that merges segments. Reads the saved keys
     and live masks only (a writer that will not search skips the rest: at 1M pages loading
     and updating the page index took 3.5 s, for nothing another process reads)."""
-    stamp = {"terms": TERMS_VERSION, "format": FORMAT, "version": version}
     try:
-        saved = json.loads((cache / "stamp.json").read_text())
-        if any(saved.get(k) != v for k, v in stamp.items()):
+        saved = _saved_stamp(cache, _stamp(version))
+        if saved is None:
             return True
         with np.load(cache / "bm25.npz") as data:
             keys = [data[f"{i}.keys"] for i in range(int(saved["segments"]))]
@@ -239,8 +251,8 @@ class Bm25Index:
     def load(cls, folder: Path, stamp: dict) -> tuple["Bm25Index", dict] | None:
         """(the saved index, its stamp) when it was written with these terms, else None."""
         try:
-            saved = json.loads((folder / "stamp.json").read_text())
-            if any(saved.get(k) != v for k, v in stamp.items()):
+            saved = _saved_stamp(folder, stamp)
+            if saved is None:
                 return None
             with np.load(folder / "bm25.npz") as data:
                 terms = data["vocab"].tobytes().decode()
@@ -434,7 +446,7 @@ def follow(cache: Path, generation: int, prior: "Bm25Index | None", live_keys: C
     update is cheap to redo in each process). version: changes when texts changed under ids
     that stay live (a document's new file name): neither the previous nor the saved index is
     then reused."""
-    stamp = {"terms": TERMS_VERSION, "format": FORMAT, "version": version}
+    stamp = _stamp(version)
     base = prior if prior is not None and prior.version == version else None
     if base is None:
         loaded = Bm25Index.load(cache, stamp)

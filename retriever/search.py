@@ -364,12 +364,13 @@ class Searcher:
         hits, docs = [], {}
         # every hit's vectors in one read (one request to a server), their similarities to
         # the query in one product
-        pages = self.main.store.pages_vectors(table.subset(np.asarray(rows, np.int64)))
+        rows = np.asarray(rows, np.int64)
+        pages = self.main.store.pages_vectors(table.subset(rows))
         counts = [len(vectors.vectors) for vectors in pages]
         every = np.concatenate([v.vectors for v in pages if len(v.vectors)]) if any(counts) else None
         all_sims = np.split(qv.vectors @ every.T, np.cumsum(counts)[:-1], axis=1) \
             if every is not None and len(qv.vectors) else [None] * len(pages)
-        page_rows = self.catalog.pages(table.page_ids[np.asarray(rows, np.int64)])
+        page_rows = self.catalog.pages(table.page_ids[rows])
         for i, score, vectors, sims in zip(rows, scores, pages, all_sims):
             page_id = int(table.page_ids[i])
             row = page_rows.get(page_id)
