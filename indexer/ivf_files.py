@@ -50,10 +50,14 @@ def lists_for(items: int) -> int:
     return int(min(wanted, trainable))
 
 
+def _rebuild_lock(folder: Path, name: str) -> FileLock:
+    return FileLock(folder / f"{name}.rebuild.lock", thread_local=False)  # one rebuild at a time
+
+
 def refitting(folder: Path, name: str) -> bool:
     """Whether another process is refitting the first stage `name` (IvfFiles.rebuild holds
     its NAME.rebuild.lock)."""
-    guard = FileLock(Path(folder) / f"{name}.rebuild.lock", thread_local=False)
+    guard = _rebuild_lock(Path(folder), name)
     try:
         guard.acquire(timeout=0)
     except Timeout:
@@ -198,16 +202,13 @@ class IvfFiles:
         import faiss
 
         self.folder.mkdir(parents=True, exist_ok=True)
-        guard = FileLock(self.folder / f"{self.name}.rebuild.lock", thread_local=False)
+        guard = _rebuild_lock(self.folder, self.name)
         try:
             guard.acquire(timeout=0)
         except Timeout:
             return False  # another process is at it
         try:
-            nlist = lists_for(live)
-            x = np.ascontiguousarray(sample(nlist * POINTS_PER_CENTROID), np.float32)
-            index = self.make(x.shape[1], nlist, len(x))
-            index.train(x)
+            index, nlist = self._trained(live, sample)
             trained = faiss.clone_index(index)
             add(index, 0, bound)
             with self._lock, FileLock(self.folder / f"{self.name}.lock", thread_local=False):
@@ -291,11 +292,16 @@ class IvfFiles:
                                                read("delta", self.delta, self.searchable))
         self._files = dict(files)
 
-    def _build(self, bound: int, live: int, sample, add) -> None:
+    def _trained(self, live: int, sample) -> tuple[object, int]:
+        """(a new index trained for `live` items on a sample of them, its coarse lists)."""
         nlist = lists_for(live)
         x = np.ascontiguousarray(sample(nlist * POINTS_PER_CENTROID), np.float32)
         index = self.make(x.shape[1], nlist, len(x))
         index.train(x)
+        return index, nlist
+
+    def _build(self, bound: int, live: int, sample, add) -> None:
+        index, nlist = self._trained(live, sample)
         self.folder.mkdir(parents=True, exist_ok=True)
         trained = self._write(index, "trained")
         add(index, 0, bound)
