@@ -160,22 +160,23 @@ class SignalCache:
             self._cache[name] = (generation, build(generation))
         return self._cache[name][1]
 
-    def _bm25(self, which: str, texts: Callable[[np.ndarray], list[str]], batch: int | None = None) -> Bm25Index:
+    def _bm25_of(self, which: str) -> tuple[str, Callable[[], np.ndarray], str]:
+        """(cache folder name, its keys, its texts' version) of the BM25 index `which`."""
         name, keys, versioned = BM25_INDEXES[which]
-        version = self._names_version() if versioned else ""
+        return name, getattr(self, keys), self._names_version() if versioned else ""
+
+    def _bm25(self, which: str, texts: Callable[[np.ndarray], list[str]], batch: int | None = None) -> Bm25Index:
+        name, keys, version = self._bm25_of(which)
         prior = self._cache.get(name)
         return self._get(name, lambda g: follow(cache_folder(self.directory) / name, g, prior[1] if prior else None,
-                                                getattr(self, keys), texts, batch, version))
+                                                keys, texts, batch, version))
 
     def bm25_saves(self, which: str) -> bool:
         """Whether bringing the BM25 index `which` up here would save it for the other
         processes (retriever.bm25.update_saves); True where this process holds it already
         (keeping it current costs the new texts only)."""
-        name, keys, versioned = BM25_INDEXES[which]
-        if name in self._cache:
-            return True
-        return update_saves(cache_folder(self.directory) / name, getattr(self, keys)(),
-                            self._names_version() if versioned else "")
+        name, keys, version = self._bm25_of(which)
+        return name in self._cache or update_saves(cache_folder(self.directory) / name, keys(), version)
 
     def _names_version(self) -> str:
         """Changes when a document takes another path: its texts here start with its file name."""
