@@ -96,13 +96,24 @@ def confident(names, weights=None, doc=1.0, top=10, rerank=False):
     return rule
 
 
+def windows_dense(sig: dict, margin: float | None) -> np.ndarray:
+    """The dense signal from the dumped windows: the first alone (margin None), else the first
+    or a later window that beats it by more than `margin` (retriever.signals.page_dense)."""
+    first, later = sig["dense_first"], sig["dense_later"]
+    if margin is None:
+        return first
+    return np.where(np.isfinite(first), np.maximum(first, later - margin), first)
+
+
 def two_stage(bm25: float, maxsim: float, head_bm25: float = 0.5, candidates: int = CANDIDATES,
-              doc: float = 1.0, pooled: bool = False):
+              doc: float = 1.0, pooled: bool = False, later: float | None | str = "dumped"):
     """hybrid's shape: cheap signals (and full-page BM25 with weight `bm25`) over every page pick
     the candidates; MaxSim, z-scored over the candidates, joins with weight `maxsim`; the
-    document signal (its two halves summed) counts `doc` times."""
+    document signal (its two halves summed) counts `doc` times. `later`: the dense signal as
+    dumped ("dumped"), or rebuilt from the windows with that margin (windows_dense)."""
     def rule(sig, doc_ids):
-        first = (z(sig["dense"]) + z(sig["head"]) + head_bm25 * z(sig["bm25_head"])
+        dense = sig["dense"] if later == "dumped" else windows_dense(sig, later)
+        first = (z(dense) + z(sig["head"]) + head_bm25 * z(sig["bm25_head"])
                  + doc * doc_signal(sig, doc_ids, pooled))
         if bm25:
             first = first + bm25 * z(sig["bm25"])
@@ -141,6 +152,10 @@ RULES: dict[str, Callable] = {
     **{f"2stage(b{b},m{m},d{d})": two_stage(b, m, doc=d) for b, m in ((0.75, 1.0), (1.0, 1.5))
        for d in (0.5, 2.0, 2.5, 3.0, 4.0)},
     "2stage(b0.75,m1.0,d3.0,pooled)": two_stage(0.75, 1.0, doc=3.0, pooled=True),
+    # the dense signal's windows: the first alone, or a later one that beats it by a margin
+    "hybrid(first window)": two_stage(0.75, 1.0, doc=3.0, pooled=True, later=None),
+    **{f"hybrid(later window +{m})": two_stage(0.75, 1.0, doc=3.0, pooled=True, later=m)
+       for m in (0.0, 0.02, 0.05, 0.08, 0.12)},
 }
 
 
@@ -148,7 +163,7 @@ def evaluate(data, rule, within: bool) -> np.ndarray:
     """(n_queries, 5) per-question R@1, R@5, R@10, nDCG@5, MRR@10."""
     n_q = len(data["query_docs"])
     out = np.zeros((n_q, 5))
-    sig_all = {n: data[n] for n in (*PAGE, "profile", "document")}
+    sig_all = {n: data[n] for n in (*PAGE, "profile", "document", "dense_first", "dense_later") if n in data}
     for i in range(n_q):
         mask = data["doc_names"] == data["query_docs"][i] if within else np.ones(len(data["doc_ids"]), bool)
         rows = np.flatnonzero(mask)

@@ -2,8 +2,9 @@
 
     python benchmarks/signals_dump.py --index IDX --queries Q.jsonl --out signals.npz
 
-Per question and page: BM25 over the page, BM25 over its head, dense (first window), head
-vector, MaxSim (main lane, every page, exact), and the two document-level BM25 signals
+Per question and page: BM25 over the page, BM25 over its head, dense (as search reads it:
+retriever.signals.page_dense), its first window and its best later window apart (-inf: none),
+head vector, MaxSim (main lane, every page, exact), and the two document-level BM25 signals
 spread to their pages. benchmarks/fusion_study.py reads the file and scores fusion rules,
 corpus-wide and within each question's document, without re-encoding anything.
 """
@@ -23,7 +24,7 @@ from docpress import Index  # noqa: E402
 from retriever.evaluate import load_queries  # noqa: E402
 from retriever.search import RERANK_CANDIDATES as BLOCK  # noqa: E402 - hybrid scores this many at once
 
-SIGNALS = ("bm25", "bm25_head", "dense", "head", "maxsim", "profile", "document")
+SIGNALS = ("bm25", "bm25_head", "dense", "dense_first", "dense_later", "head", "maxsim", "profile", "document")
 
 
 def main() -> None:
@@ -51,6 +52,9 @@ def main() -> None:
         out["bm25"][i] = cache.page_bm25().scores(q.text, table.page_ids)
         out["bm25_head"][i] = cache.head_bm25().scores(q.text, table.page_ids)
         out["dense"][i] = searcher.dense(qv, table)
+        windows = main.store.dense(qv.pooled, table)
+        out["dense_first"][i] = windows[:, 0]
+        out["dense_later"][i] = windows[:, 1:].max(axis=1) if windows.shape[1] > 1 else -np.inf
         out["head"][i] = searcher.head(qv, table)
         # in blocks of candidate size, as hybrid scores its candidates: exact on every store
         # (a compressed store scores larger sets on codes first)

@@ -61,6 +61,8 @@ def check_compression(manifest: Manifest, wanted: str | dict | None, directory: 
             manifest.save(directory)
         return  # an uncompressed index can still be compressed
     config = manifest.compression["config"]
+    if isinstance(wanted, str) and wanted == have:
+        return  # the preset as it stood when this index was compressed (presets change)
     if normalize_config(wanted) != normalize_config(config):
         name = wanted if isinstance(wanted, str) else "the given settings"
         raise IndexMismatchError(f"index at {directory} is compressed with {have!r}, not {name!r}; "

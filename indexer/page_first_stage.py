@@ -1,11 +1,12 @@
 """hybrid's first stage on large indexes: a FAISS IVF over one vector a page (its head vector,
 its first window's pooled vector) that returns the pages nearest a query's pooled vector.
 
-hybrid's cheap signals are dense (the first window), the head vector, BM25 over the head and
-over the page, and the document signals. BM25 has its inverted index and the document signals
+hybrid's cheap signals are dense (the first window, or a clearly better later one), the head
+vector, BM25 over the head and over the page, and the document signals. BM25 has its inverted index and the document signals
 live on documents, so only the two vector signals scan every page; on large indexes each
 gives its best pages from an IVF instead, and hybrid scores the union of every signal's best
-pages exactly (retriever.search). The IVF's items are catalog page ids (never given twice),
+pages exactly (retriever.search). The dense IVF holds each page's first window only: a page
+that a later window matches best comes into the union through BM25 or the head vector. The IVF's items are catalog page ids (never given twice),
 kept in step by indexer.ivf_files; a deleted page maps to no live page and never comes back.
 """
 

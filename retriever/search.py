@@ -24,7 +24,7 @@ from retriever.highlight import match_regions
 from retriever.hits import Hit
 from retriever.lanes import Lane, lanes_for
 from retriever.lexical import query_terms
-from retriever.signals import SignalCache
+from retriever.signals import SignalCache, page_dense, page_dense_flat
 from retriever.snippets import snippet
 
 
@@ -32,7 +32,7 @@ class Method(str, Enum):
     hybrid = "hybrid"  # page and document signals fused, MaxSim on the best candidates (default)
     rrf = "rrf"  # the same signals and candidates, fused by reciprocal rank instead of z-scores
     maxsim = "maxsim"  # exact late interaction over every page's token vectors
-    dense = "dense"  # one pooled vector per page: its first window of tokens
+    dense = "dense"  # pooled vectors of a page's windows of tokens: its first, or a clearly better one
     bm25 = "bm25"  # lexical, over the page text
 
 
@@ -161,9 +161,7 @@ class Searcher:
 
     # -- signals ------------------------------------------------------------------------
     def dense(self, qv: QueryVectors, table: PageTable) -> np.ndarray:
-        # The first window holds the page's title and opening lines: measured better than
-        # the best of all windows (README).
-        return self._watch(self.main.store.dense(qv.pooled, table)[:, 0], table)
+        return self._watch(page_dense_flat(*self.main.store.window_scores(qv.pooled, table), table.pool_count), table)
 
     def head(self, qv: QueryVectors, table: PageTable) -> np.ndarray:
         return self._watch(self.cache.head_scores(table, qv.pooled), table)
@@ -354,7 +352,7 @@ class Searcher:
         pool = np.unique(np.concatenate(parts))
         subset = table.subset(pool)
         sample_heads, sample_dense = self._stats_sample(table)
-        scaled = {"dense": standardize_like(self.dense(qv, subset), sample_dense(qv.pooled)[:, 0]),
+        scaled = {"dense": standardize_like(self.dense(qv, subset), page_dense(sample_dense(qv.pooled))),
                   "head": standardize_like(self.head(qv, subset), sample_heads @ qv.pooled.astype(np.float32)),
                   "bm25_head": bm25_head.standardized(pool), "bm25": bm25.standardized(pool)}
         return pool, weighted_sum(scaled, self.page_weights, lambda x: x) + per_doc[where[pool]]

@@ -28,6 +28,48 @@ BM25_INDEXES = {"page_bm25": ("bm25-pages", "_page_ids", False), "head_bm25": ("
                 "document_bm25": ("bm25-documents", "_doc_ids", True)}
 FIRST_STAGES = ("head", "dense", "tokens")  # the FAISS first stages, by name (hybrid's two, maxsim's)
 DOCUMENTS_PER_READ = 64  # whole documents read and tokenised at once (a filing is ~100k words)
+# A later window beats a page's first window for the dense signal only by this much cosine:
+# the first holds the title and opening lines (the best single window on FinanceBench's
+# statements), the later ones what a long page says further down (benchmarks/results/fusion.md).
+LATER_WINDOW_MARGIN = 0.02
+
+
+def page_dense(windows: np.ndarray) -> np.ndarray:
+    """The dense signal of each page from Store.dense's (n_pages, n_windows) cosines: its first
+    window, or a later one that beats it by more than LATER_WINDOW_MARGIN (-inf: no window).
+
+    >>> [round(float(x), 2) for x in page_dense(np.array([[0.50, 0.51], [0.50, 0.60], [0.4, -np.inf]], np.float32))]
+    [0.5, 0.58, 0.4]
+    """
+    first = windows[:, 0]
+    if windows.shape[1] == 1:
+        return first
+    return np.maximum(first, windows[:, 1:].max(axis=1) - np.float32(LATER_WINDOW_MARGIN))
+
+
+def page_dense_flat(scores: np.ndarray, first: np.ndarray, count: np.ndarray, pool_count: np.ndarray) -> np.ndarray:
+    """page_dense from Store.window_scores' flat scores, without the (n_pages, n_windows) array
+    (10k filings of up to 20 windows: 2.8 -> 1.3 ms). Later windows are taken one position at
+    a time over the pages that have one there, fewer at each step.
+
+    >>> counts = np.array([2, 1, 0])
+    >>> [round(float(x), 2) for x in page_dense_flat(np.array([0.5, 0.6, 0.4, 0.3], np.float32),
+    ...                                              np.array([0, 2, 3]), counts, counts)]
+    [0.58, 0.4, -inf]
+    """
+    count = np.minimum(count, pool_count)  # the catalog's count (pool_count) rules, as in Store.dense
+    out = np.full(len(count), -np.inf, np.float32)
+    if len(scores) == 0:
+        return out
+    has = np.flatnonzero(count > 0)
+    out[has] = np.take(scores, first[has], mode="clip")
+    later = np.full(len(count), -np.inf, np.float32)
+    rows, at = np.flatnonzero(count > 1), 1
+    while len(rows):
+        later[rows] = np.maximum(later[rows], np.take(scores, first[rows] + at, mode="clip"))
+        at += 1
+        rows = rows[count[rows] > at]
+    return np.maximum(out, later - np.float32(LATER_WINDOW_MARGIN))
 
 
 def _vectors_identity(store: VectorStore) -> str:
@@ -223,7 +265,7 @@ class SignalCache:
                                  lambda stage: stage.sync(self.catalog.page_table(), build, defer_drift), build)
 
     def page_ivf(self, name: str, build: bool = True, defer_drift: bool = False) -> PageIvf | None:
-        """hybrid's first stage for one vector signal, "head" or "dense" (the first window),
+        """hybrid's first stage for one vector signal, "head" or "dense" (by the first window),
         in step with the catalog; None below its page count or on a store without float rows
         (build=False, defer_drift: as token_ivf)."""
         return self._first_stage(name, lambda folder, identity: PageIvf(folder, name, identity),

@@ -35,11 +35,12 @@ PARAMS_FILE = "codec.npz"
 # Chosen on FinanceBench (benchmarks/compression.py; 8,946 pages of ~680 MiniLM token vectors).
 _TEXT_PRUNE = {"method": "lexical"}  # stopwords and punctuation out: helped MaxSim, never hurt
 _SMALL_META = {"boxes": "u8", "words": "u16"}
-# Window summaries: dense search reads only a page's first (its title and opening lines), so
-# only that one is kept, as 192 PCA axes in int8 (~200 bytes a page). Binary codes of the
-# summaries cost dense nDCG@5 3 points within documents (measured on the previous presets).
-_FIRST_POOLED = {"reduce": {"method": "pca", "dims": 192}, "quantize": {"kind": "int8"},
-                 "windows": "first"}
+# Window summaries, every window of a page (dense search reads the first and any clearly
+# better later one: retriever.signals.page_dense), as 192 PCA axes in int8 (~200 bytes a
+# window). Binary codes of the summaries cost dense nDCG@5 3 points within documents
+# (measured on the previous presets). Indexes compressed when the presets kept only the first
+# window ("windows": "first") keep their codec and are searched on that window.
+_POOLED = {"reduce": {"method": "pca", "dims": 192}, "quantize": {"kind": "int8"}}
 PRESETS: dict[str, dict] = {
     # As the embedded store keeps vectors today: bf16, nothing dropped (~540 KB a page).
     "none": {"quantize": {"kind": "bf16"}},
@@ -48,7 +49,7 @@ PRESETS: dict[str, dict] = {
         "prune": _TEXT_PRUNE,
         "merge": {"method": "ward", "pool_factor": 3.0},
         "quantize": {"kind": "binary", "asymmetric": True},
-        "pooled": _FIRST_POOLED,
+        "pooled": _POOLED,
         "meta": _SMALL_META,
     },
     # Under 4 KB a page: a quarter of the vectors, 192 rotated PCA axes, 1 bit each.
@@ -57,7 +58,7 @@ PRESETS: dict[str, dict] = {
         "merge": {"method": "ward", "pool_factor": 4.0},
         "reduce": {"method": "pca", "dims": 192, "rotate": True},
         "quantize": {"kind": "binary", "asymmetric": True, "scaled": True},
-        "pooled": _FIRST_POOLED,
+        "pooled": _POOLED,
         "meta": _SMALL_META,
     },
     # Smallest (~2.5 KB a page): for searches filtered to a document, where it loses nothing.
@@ -66,7 +67,7 @@ PRESETS: dict[str, dict] = {
         "merge": {"method": "ward", "pool_factor": 5.0},
         "reduce": {"method": "pca", "dims": 128, "rotate": True},
         "quantize": {"kind": "binary", "asymmetric": True, "scaled": True},
-        "pooled": _FIRST_POOLED,
+        "pooled": _POOLED,
         "meta": _SMALL_META,
     },
 }
@@ -174,8 +175,16 @@ def normalize_config(config: dict | str | None) -> dict:
 
 
 def preset_of(config: dict) -> str:
-    """The name of the preset that normalizes to `config`, else "custom"."""
-    return next((name for name in PRESETS if normalize_config(name) == config), "custom")
+    """The name of the preset that normalizes to `config`, else "custom". A preset as it was
+    when it kept only each page's first window summary still goes by its name."""
+    def named(name: str) -> bool:
+        preset = normalize_config(name)
+        if preset == config:
+            return True
+        first_only = copy.deepcopy(preset)
+        first_only["pooled"]["windows"] = "first"
+        return preset["pooled"].get("reduce") is not None and first_only == config
+    return next((name for name in PRESETS if named(name)), "custom")
 
 
 class Compressor:
@@ -195,7 +204,7 @@ class Compressor:
         pooled_reduce = c["pooled"]["reduce"]
         self.pooled_reducer: Reducer | None = reducer_from_config(pooled_reduce) if pooled_reduce else None
         self.pooled_quantizer: Quantizer = quantizer_from_config(c["pooled"]["quantize"])
-        # "first": keep only a page's first window summary, the one dense search reads
+        # "first": keep only a page's first window summary (the presets before every window was kept)
         self.first_window_only: bool = c["pooled"].get("windows") == "first"
         self.boxes_format: str = c["meta"]["boxes"]
         self.words_format: str = c["meta"]["words"]

@@ -218,6 +218,18 @@ def test_dense_matches_pooled_dot_products(built):
         np.testing.assert_allclose(got[finite], ref[finite], rtol=0, atol=built.pooled_tol)
 
 
+def test_page_dense_from_flat_scores_equals_it_from_the_window_array(built):
+    """Search reads the dense signal from window_scores' flat scores (page_dense_flat); it is
+    page_dense of dense's window array on every store, the whole table and a scattered subset."""
+    from retriever.signals import page_dense, page_dense_flat
+
+    for pages in (built.table, built.table.subset(np.asarray(SCATTERED))):
+        for seed in range(3):
+            _, pooled = make_query(seed)
+            flat = page_dense_flat(*built.store.window_scores(pooled, pages), pages.pool_count)
+            np.testing.assert_array_equal(flat, page_dense(built.store.dense(pooled, pages)))
+
+
 def test_dense_over_a_scattered_subset(built):
     _, pooled = make_query(4)
     got = built.store.dense(pooled, built.table.subset(np.asarray(SCATTERED)))
