@@ -24,7 +24,7 @@ from retriever.highlight import match_regions
 from retriever.hits import Hit
 from retriever.lanes import Lane, lanes_for
 from retriever.lexical import query_terms
-from retriever.signals import SignalCache, page_dense, page_dense_flat
+from retriever.signals import SignalCache, page_dense_flat
 from retriever.snippets import snippet
 
 
@@ -317,7 +317,8 @@ class Searcher:
         def draw(table: PageTable):
             rows = np.random.default_rng(0).choice(len(table), min(STATS_SAMPLE, len(table)), replace=False)
             sample = table.subset(np.sort(rows))
-            return self.cache.head_vectors(sample), self.main.store.dense_of(sample)
+            windows = self.main.store.window_scores_of(sample)
+            return self.cache.head_vectors(sample), lambda pooled: page_dense_flat(*windows(pooled), sample.pool_count)
 
         return self._of_table("stats sample", table, draw)
 
@@ -352,7 +353,7 @@ class Searcher:
         pool = np.unique(np.concatenate(parts))
         subset = table.subset(pool)
         sample_heads, sample_dense = self._stats_sample(table)
-        scaled = {"dense": standardize_like(self.dense(qv, subset), page_dense(sample_dense(qv.pooled))),
+        scaled = {"dense": standardize_like(self.dense(qv, subset), sample_dense(qv.pooled)),
                   "head": standardize_like(self.head(qv, subset), sample_heads @ qv.pooled.astype(np.float32)),
                   "bm25_head": bm25_head.standardized(pool), "bm25": bm25.standardized(pool)}
         return pool, weighted_sum(scaled, self.page_weights, lambda x: x) + per_doc[where[pool]]

@@ -154,11 +154,11 @@ class VectorStore(ABC):
             return window_columns(np.zeros(0, np.float32), pages.pool_start, pages.pool_count, pages)
         return window_columns(*self.window_scores(pooled, pages), pages)
 
-    def dense_of(self, pages: PageTable):
-        """`dense` on a table that many queries score (a fixed sample of the pages), as a
-        function of the pooled vector; stores that gather the table's windows override it to
+    def window_scores_of(self, pages: PageTable):
+        """`window_scores` on a table that many queries score (a fixed sample of the pages), as
+        a function of the pooled vector; stores that gather the table's windows override it to
         gather them once."""
-        return lambda pooled: self.dense(pooled, pages)
+        return lambda pooled: self.window_scores(pooled, pages)
 
     @abstractmethod
     def page_vectors(self, page_id: int, location: Location) -> PageVectors:

@@ -29,7 +29,7 @@ from indexer.layout import CODEC_BACKUP, CODEC_FOLDER
 from indexer.locks import FolderPin
 from indexer.segments import AppendOnlyArray, align_lengths, consecutive_locations
 from indexer.stores.base import (Capabilities, Location, StoredPage, VectorStore, few_of, location_of,
-                                 row_index, window_columns, window_rows)
+                                 row_index, window_rows)
 
 # Rows scored per block: bounds the (rows, n_query_tokens) score block to some tens of MB.
 CHUNK_ROWS = 1 << 17
@@ -217,19 +217,19 @@ class CompressedStore(VectorStore):
             cached = self._pooled_table = (len(view), quantizer.table(view))
         return quantizer.score_table(quantizer.prepare(q), cached[1])[:, 0], pages.pool_start, pages.pool_count
 
-    def dense_of(self, pages: PageTable):
+    def window_scores_of(self, pages: PageTable):
         # The table's windows gathered from the file and made a scoring table once (8,192
         # sampled pages of 100k: 3.0 ms a query before, when gathered for each).
         if len(self.pooled) == 0 or len(pages) == 0:
-            return super().dense_of(pages)
+            return super().window_scores_of(pages)
         quantizer = self.compressor.pooled_quantizer
         rows, first = window_rows(pages)
         table = quantizer.table(self.pooled.view()[rows])
 
-        def dense(pooled: np.ndarray) -> np.ndarray:
+        def scores(pooled: np.ndarray):
             q = quantizer.prepare(self.compressor.transform_pooled(pooled))
-            return window_columns(quantizer.score_table(q, table)[:, 0], first, pages.pool_count, pages)
-        return dense
+            return quantizer.score_table(q, table)[:, 0], first, pages.pool_count
+        return scores
 
     def first_windows(self, pages: PageTable) -> np.ndarray:
         out = np.zeros((len(pages), self.dim), np.float32)

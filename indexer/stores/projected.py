@@ -142,8 +142,8 @@ class ProjectedStore(VectorStore):
     def window_scores(self, pooled: np.ndarray, pages: PageTable):
         return self.base.window_scores(pooled, pages)
 
-    def dense_of(self, pages: PageTable):
-        return self.base.dense_of(pages)
+    def window_scores_of(self, pages: PageTable):
+        return self.base.window_scores_of(pages)
 
     def first_windows(self, pages: PageTable) -> np.ndarray:
         return self.base.first_windows(pages)

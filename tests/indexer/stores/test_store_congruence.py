@@ -18,7 +18,7 @@ from brute_force import brute_dense, brute_maxsim, table_of
 from docpress.compress import Compressor
 from docpress.types import PageVectors
 from indexer.catalog import PageTable
-from indexer.stores.base import Capabilities, StoredPage, VectorStore, location_of
+from indexer.stores.base import Capabilities, StoredPage, VectorStore, location_of, window_columns
 from indexer.stores.bf16 import Bf16Store
 from indexer.stores.compressed import CompressedStore
 from indexer.stores.projected import ProjectedStore
@@ -239,15 +239,15 @@ def test_dense_over_a_scattered_subset(built):
     np.testing.assert_allclose(got[:, 0], ref[:, 0], rtol=0, atol=built.pooled_tol)
 
 
-def test_dense_of_a_kept_table_equals_dense(built):
-    """dense_of(pages) (a fixed sample scored by every query) answers as dense does, query
-    after query, on the whole table and on a scattered subset (to the last bits of a float
-    product over another number of rows)."""
+def test_window_scores_of_a_kept_table_equal_dense(built):
+    """window_scores_of(pages) (a fixed sample scored by every query) answers as dense does,
+    query after query, on the whole table and on a scattered subset (to the last bits of a
+    float product over another number of rows)."""
     for pages in (built.table, built.table.subset(np.asarray(SCATTERED))):
-        of_pages = built.store.dense_of(pages)
+        of_pages = built.store.window_scores_of(pages)
         for seed in range(3):
             _, pooled = make_query(seed)
-            got, ref = of_pages(pooled), built.store.dense(pooled, pages)
+            got, ref = window_columns(*of_pages(pooled), pages), built.store.dense(pooled, pages)
             np.testing.assert_array_equal(np.isinf(got), np.isinf(ref))
             np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-7)  # a product's blocking
 
