@@ -208,3 +208,30 @@ def test_auto_keeps_an_index_the_user_chose_not_to_compress(tmp_path, encoder, m
     assert index.compression == "none"
     index.close()
     assert Index.open(tmp_path / "ix").compression == "none"
+
+
+def test_an_index_compressed_when_the_presets_kept_first_windows_still_goes_by_its_preset(tmp_path, encoder):
+    """Until the presets kept every window summary, `balanced` kept each page's first only. Such
+    an index is still named `balanced` (also when its record is made again from the codec),
+    takes more pages under `--compression balanced`, and reads its one window for dense."""
+    from docpress.compress.pipeline import normalize_config, preset_of
+
+    old = normalize_config("balanced")
+    old["pooled"]["windows"] = "first"
+    assert preset_of(old) == "balanced" and preset_of(normalize_config("balanced")) == "balanced"
+    index = build(tmp_path, encoder, compression=None)
+    index.compress(old)
+    assert index.compression == "balanced"
+    long_page = " ".join(f"Glaciers carve U-shaped valleys as the ice grinds bedrock {i} and drops "
+                         f"moraines of gravel {i} where it melts." for i in range(22))
+    extra = write_pdf(tmp_path / "more" / "glaciers.pdf", [long_page])
+    index.add([extra], compression="balanced")  # the preset it was compressed with: accepted
+    table = index.catalog.page_table()
+    # new pages are coded with the index's own codec: a long page keeps its first window only
+    assert (table.pool_count <= 1).all() and index.info()["pages"] == len(table)
+    qv = index.encoder.encode_queries(["how do glaciers shape valleys"])[0]
+    assert index.searcher.main.store.dense(qv.pooled, table).shape == (len(table), 1)
+    assert Path(index.search("how do glaciers shape valleys", k=1, method="dense")[0].path).stem == "glaciers"
+    with pytest.raises(IndexMismatchError, match="not 'tiny'"):
+        index.add([extra], compression="tiny")
+    index.close()
