@@ -161,7 +161,8 @@ class Searcher:
 
     # -- signals ------------------------------------------------------------------------
     def dense(self, qv: QueryVectors, table: PageTable) -> np.ndarray:
-        return self._watch(page_dense_flat(*self.main.store.window_scores(qv.pooled, table), table.pool_count), table)
+        windows = self.main.store.window_scores(qv.pooled, table)
+        return self._watch(page_dense_flat(*windows, table.pool_count), table)
 
     def head(self, qv: QueryVectors, table: PageTable) -> np.ndarray:
         return self._watch(self.cache.head_scores(table, qv.pooled), table)

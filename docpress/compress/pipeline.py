@@ -177,14 +177,12 @@ def normalize_config(config: dict | str | None) -> dict:
 def preset_of(config: dict) -> str:
     """The name of the preset that normalizes to `config`, else "custom". A preset as it was
     when it kept only each page's first window summary still goes by its name."""
-    def named(name: str) -> bool:
-        preset = normalize_config(name)
-        if preset == config:
-            return True
-        first_only = copy.deepcopy(preset)
-        first_only["pooled"]["windows"] = "first"
-        return preset["pooled"].get("reduce") is not None and first_only == config
-    return next((name for name in PRESETS if named(name)), "custom")
+    candidates = [config]
+    if config["pooled"].get("windows") == "first" and config["pooled"].get("reduce"):
+        legacy = copy.deepcopy(config)
+        del legacy["pooled"]["windows"]
+        candidates.append(legacy)
+    return next((name for name in PRESETS if normalize_config(name) in candidates), "custom")
 
 
 class Compressor:

@@ -35,7 +35,7 @@ from indexer.stores.base import location_of
 from retriever.fusion import standardize, top_indices
 from retriever.lanes import MAXSIM_WEIGHT
 from retriever.search import PAGE_WEIGHTS, RERANK_CANDIDATES, first_stage
-from retriever.signals import HEAD_TOKENS, HEAD_WORDS, page_dense
+from retriever.signals import HEAD_TOKENS, HEAD_WORDS, page_dense, page_dense_flat
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -163,7 +163,7 @@ def calibrate_fusion(index, options: CalibrateOptions | None = None,
     for qi, (q, qv, pos) in enumerate(zip(queries, query_vectors, positives)):
         row = q.page
         rest = " ".join(page_texts[row].split(" ")[:q.cut[0]] + page_texts[row].split(" ")[q.cut[1]:])
-        dense = page_dense(store.dense(qv.pooled, table)).astype(np.float64)
+        dense = page_dense_flat(*store.window_scores(qv.pooled, table), table.pool_count).astype(np.float64)
         dense[row] = float(page_dense((pos.pooled @ qv.pooled)[None, :])[0]) if len(pos.pooled) else -np.inf
         head = (all_heads @ qv.pooled).astype(np.float64)
         if len(pos.vectors):
